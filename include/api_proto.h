@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * api_proto.h - endpoint paths, header names and JSON field names of the
+ * daemons' HTTP APIs, defined once (the role Postfix's mail_proto.h plays).
+ *
+ * Every daemon API lives under /v1/ and is authenticated with the shared
+ * secret in "Authorization: Bearer <secret>"; /healthz and /metrics are open
+ * (daemons listen on loopback only).
+ */
+#ifndef API_PROTO_H
+#define API_PROTO_H
+
+#define API_AUTH_HEADER		"Authorization"
+#define API_AUTH_SCHEME		"Bearer "
+#define API_CID_HEADER		"X-Correlation-Id"
+#define API_JSON_TYPE		"application/json"
+#define API_NDJSON_TYPE		"application/x-ndjson"
+
+/* Served by every daemon. */
+#define API_HEALTHZ		"/healthz"
+#define API_METRICS		"/metrics"
+#define API_DEBUG_CRASH		"/v1/debug/crash"	/* only with debug_endpoints */
+
+/* errord. */
+#define API_ERRORD_LOG		"/v1/log"
+#define API_ERRORD_TAIL		"/v1/tail"
+
+/* smtpd: nginx mail proxy auth_http (GET; Auth-* request headers). */
+#define API_SMTPD_AUTH		"/v1/auth"
+
+/* Error bodies: {"error": "<reason>"} with a 4xx/5xx status. */
+#define F_ERROR			"error"
+
+/* One log event (errord's unit of storage). */
+#define F_EV_EVENTS		"events"	/* batch: {"events": [ev, ...]} */
+#define F_EV_TIME		"time"		/* RFC 3339 UTC, microseconds */
+#define F_EV_DAEMON		"daemon"
+#define F_EV_PID		"pid"
+#define F_EV_LEVEL		"level"		/* debug|info|warn|error|crit */
+#define F_EV_MESSAGE		"message"
+#define F_EV_CID		"cid"		/* optional correlation id */
+#define F_EV_FIELDS		"fields"	/* optional object */
+#define F_EV_BACKTRACE		"backtrace"	/* optional string */
+#define F_EV_VERSION		"version"	/* optional */
+#define F_EV_HOST		"host"		/* optional */
+#define F_EV_SEQ		"seq"		/* added by errord */
+#define F_EV_ACCEPTED		"accepted"	/* reply: events stored */
+
+/* errord tail query parameters. */
+#define Q_TAIL_DAEMON		"daemon"
+#define Q_TAIL_LEVEL		"level"
+#define Q_TAIL_SINCE		"since"		/* RFC 3339 or unix seconds */
+#define Q_TAIL_TEXT		"text"
+#define Q_TAIL_LIMIT		"limit"
+#define Q_TAIL_FOLLOW		"follow"	/* 1: stream new events */
+
+#endif
