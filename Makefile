@@ -9,6 +9,7 @@ LOCALSTATEDIR ?= /var
 DESTDIR	?=
 
 CC	?= gcc
+Q	?= @
 BUILD	?= build
 PYTHON	?= /usr/bin/python3
 
@@ -79,17 +80,20 @@ help:
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CFLAGS_$(notdir $(patsubst %/,%,$(dir $<)))) -c -o $@ $<
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) $(CFLAGS_$(notdir $(patsubst %/,%,$(dir $<)))) -c -o $@ $<
 
 $(LIBCOMMON): $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@
-	ar rcs $@ $^
+	@rm -f $@
+	@echo "  AR      $@"
+	$(Q)ar rcs $@ $^
 
 define PROG_template
 $(BUILD)/bin/$(1): $$(SRC_$(1):%.c=$(BUILD)/obj/%.o) $(LIBCOMMON)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(LDFLAGS) -o $$@ $$(filter %.o,$$^) $(LIBCOMMON) $$(LIBS_$(1)) $(COMMON_LIBS)
+	@echo "  LD      $$@"
+	$(Q)$$(CC) $$(LDFLAGS) -o $$@ $$(filter %.o,$$^) $(LIBCOMMON) $$(LIBS_$(1)) $(COMMON_LIBS)
 endef
 $(foreach p,$(PROGS),$(eval $(call PROG_template,$(p))))
 
@@ -98,7 +102,8 @@ $(foreach c,$(CRON),$(eval $(BUILD)/obj/src/cron/$(c).o: CFLAGS += $(CFLAGS_$(c)
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(call pc,cmocka) $(LDFLAGS) -o $@ $< $(LIBCOMMON) \
+	@echo "  TEST-CC $<"
+	$(Q)$(CC) $(CFLAGS) $(call pc,cmocka) $(LDFLAGS) -o $@ $< $(LIBCOMMON) \
 	    $(call pl,cmocka) $(COMMON_LIBS)
 
 deps:

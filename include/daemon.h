@@ -58,6 +58,12 @@ int	 daemon_setup(int argc, char **argv, const struct daemon_spec *,
 /* daemon_teardown - flush logs, close db. */
 void	 daemon_teardown(void);
 
+/* daemon_cron - the main of a cron program: daemon_setup, then job()
+ * unless SIGTERM arrived, then daemon_teardown.  Returns the exit status:
+ * 0 when job returned 0, 1 otherwise. */
+int	 daemon_cron(int argc, char **argv, const struct daemon_spec *,
+	    int (*job)(void));
+
 /* daemon_stopping - non-zero once SIGTERM/SIGINT was received. */
 int	 daemon_stopping(void);
 

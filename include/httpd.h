@@ -86,6 +86,11 @@ const char *httpd_req_cid(struct httpd_req *);
 /* Replies.  Each returns 0, or -1 if the reply could not be queued. */
 int	 httpd_reply(struct httpd_req *, unsigned status, const char *ctype,
 	    const void *body, size_t len);
+/* httpd_reply_with - httpd_reply plus extra response headers given as
+ * name, value pairs ending with NULL (e.g. nginx auth_http's Auth-*). */
+int	 httpd_reply_with(struct httpd_req *, unsigned status,
+	    const char *const *headers, const char *ctype, const void *body,
+	    size_t len);
 /* httpd_reply_json - takes ownership of j. */
 int	 httpd_reply_json(struct httpd_req *, unsigned status, json_t *j);
 /* httpd_reply_error - {"error": "<formatted reason>"}; logged at debug. */

@@ -26,6 +26,7 @@
 #include "api_proto.h"
 #include "bounds.h"
 #include "crash.h"
+#include "fsutil.h"
 #include "log.h"
 #include "strbuf.h"
 
@@ -173,7 +174,7 @@ crash_init(const char *daemon, const char *version, const char *dir)
 	strlcpy_chk(crash_version, version, sizeof(crash_version));
 	crash_path[0] = '\0';
 	if (dir != NULL && *dir != '\0') {
-		if (mkdir(dir, 0750) == -1 && errno != EEXIST)
+		if (fsutil_mkdirs(dir, 0750) == -1)
 			log_warn("crash: cannot create %s", dir);
 		if (snprintf(crash_path, sizeof(crash_path), "%s/%s.", dir,
 		    daemon) >= (int)sizeof(crash_path)) {

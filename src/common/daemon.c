@@ -180,6 +180,24 @@ daemon_teardown(void)
 	log_shutdown(2000);
 }
 
+int
+daemon_cron(int argc, char **argv, const struct daemon_spec *spec,
+    int (*job)(void))
+{
+	int rc;
+
+	daemon_setup(argc, argv, spec, NULL);
+	/* A cron job is short: let SIGTERM end it at once. */
+	pthread_sigmask(SIG_UNBLOCK, &daemon_sigs, NULL);
+	log_debug("%s %s starting", spec->name, GROUPS_VERSION);
+	rc = job();
+	if (rc != 0)
+		log_err("%s failed", spec->name);
+	daemon_teardown();
+	config_free(&cfg);
+	return rc == 0 ? 0 : 1;
+}
+
 static int
 daemon_debug_crash(struct httpd_req *req)
 {

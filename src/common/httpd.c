@@ -192,6 +192,14 @@ int
 httpd_reply(struct httpd_req *req, unsigned status, const char *ctype,
     const void *body, size_t len)
 {
+	return httpd_reply_with(req, status, NULL, ctype, body, len);
+}
+
+int
+httpd_reply_with(struct httpd_req *req, unsigned status,
+    const char *const *headers, const char *ctype, const void *body,
+    size_t len)
+{
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 
@@ -208,6 +216,8 @@ httpd_reply(struct httpd_req *req, unsigned status, const char *ctype,
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 		    ctype);
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	for (; headers != NULL && headers[0] != NULL; headers += 2)
+		MHD_add_response_header(resp, headers[0], headers[1]);
 	ret = MHD_queue_response(req->conn, status, resp);
 	MHD_destroy_response(resp);
 	httpd_count(status);
@@ -627,9 +637,9 @@ httpd_start(const struct httpd_config *conf)
 	h->m_streams = metric_gauge("http_streams_open",
 	    "streaming responses open", NULL);
 	h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, httpd_access, h,
+	    MHD_OPTION_EXTERNAL_LOGGER, httpd_mhd_log, h,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 	    MHD_OPTION_NOTIFY_COMPLETED, httpd_completed, h,
-	    MHD_OPTION_EXTERNAL_LOGGER, httpd_mhd_log, h,
 	    MHD_OPTION_THREAD_POOL_SIZE,
 	    (unsigned)(conf->threads > 1 ? conf->threads : 0),
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,

@@ -76,6 +76,16 @@ void	 errord_store_retention(void);
 /* errord_file_seq - the first seq of a store file name, -1 if the name is
  * not one of ours. */
 int	 errord_file_seq(const char *name, uint64_t *seqp);
+/* errord_line_fn - one line of a file (without its newline) at offset off;
+ * non-zero stops the scan. */
+typedef int (*errord_line_fn)(void *ctx, const char *line, size_t len,
+	    off_t off);
+/* errord_scan_back - call fn for each line of fd's first size bytes, last
+ * line first.  0 at the start of the file, 1 if fn stopped, -1 on a read
+ * error or a line longer than ERRORD_MAX_LINE (logged by the caller). */
+int	 errord_scan_back(int fd, off_t size, errord_line_fn fn, void *ctx);
+/* errord_store_healthy - 0, or -1 with a reason if the last write failed. */
+int	 errord_store_healthy(const char **reason);
 /* errord_store_files - store file names, newest first (allocated array of
  * allocated strings, NULL-terminated; free with errord_store_files_free). */
 char	**errord_store_files(const char *dir);
@@ -84,10 +94,11 @@ void	 errord_store_files_free(char **);
 /* errord_ring.c */
 void	 errord_ring_init(size_t cap);
 void	 errord_ring_fini(void);
-/* errord_ring_commit - after a group commit: the records (their ev and
- * line are copied) become visible to tails and followers are woken;
- * file_seq/file_size describe the current file after the commit. */
-void	 errord_ring_commit(struct errord_rec *recs, size_t n,
+/* errord_ring_commit - after a group commit: events evs[0..n) got seqs
+ * first_seq.. and the stored lines lines[offs[i]..offs[i+1]) (newline
+ * included); they become visible to tails (copied) and followers are
+ * woken.  file_seq/file_size describe the current file after the commit. */
+void	 errord_ring_commit(json_t *const *evs, uint64_t first_seq, size_t n,
 	    const char *lines, const size_t *offs, uint64_t file_seq,
 	    off_t file_size);
 /* errord_ring_horizon - set the committed horizon at start (no events). */

@@ -110,9 +110,11 @@ find_account(struct db *d, const char *email, char **idp, int *is_admin)
 }
 
 /* seed_group - create the demo group owned by account id unless it
- * exists, in the open transaction; prints what it did.  0 or -1. */
+ * exists, in the open transaction; *created and *owned tell what was
+ * done.  0 or -1. */
 static int
-seed_group(struct db *d, const char *domain, const char *id)
+seed_group(struct db *d, const char *domain, const char *id, int *created,
+    int *owned)
 {
 	PGresult	*r;
 	char		*gid;
@@ -134,8 +136,7 @@ seed_group(struct db *d, const char *domain, const char *id)
 			free(gid);
 			return -1;
 		}
-		printf("created group %s@%s (\"%s\")\n", DEMO_GROUP, domain,
-		    DEMO_TITLE);
+		*created = 1;
 	} else {
 		PQclear(r);
 		if ((r = db_query(d, "SELECT id FROM groups WHERE domain = $1 "
@@ -149,7 +150,6 @@ seed_group(struct db *d, const char *domain, const char *id)
 		}
 		gid = xstrdup(PQgetvalue(r, 0, 0));
 		PQclear(r);
-		printf("group %s@%s already exists\n", DEMO_GROUP, domain);
 	}
 
 	n = db_exec(d, "INSERT INTO memberships (group_id, account_id, role) "
@@ -159,9 +159,7 @@ seed_group(struct db *d, const char *domain, const char *id)
 	free(gid);
 	if (n == -1)
 		return -1;
-	if (n == 1)
-		printf("made the admin an owner of %s@%s\n", DEMO_GROUP,
-		    domain);
+	*owned = n == 1;
 	return 0;
 }
 
@@ -175,6 +173,7 @@ groupsadmin_seed_demo(const char *email_arg)
 	char		*email, *domain, *id = NULL;
 	const char	*pw;
 	int		 rc = GA_FAIL, is_admin = 0, created = 0, gen = 0;
+	int		 gcreated = 0, owned = 0;
 
 	domain = lower_dup(cfg.domain);
 	email = email_arg != NULL ? xstrdup(email_arg) :
@@ -234,7 +233,7 @@ groupsadmin_seed_demo(const char *email_arg)
 		    &is_admin) == -1 || id == NULL))
 			goto rollback;
 	}
-	if (seed_group(d, domain, id) == -1)
+	if (seed_group(d, domain, id, &gcreated, &owned) == -1)
 		goto rollback;
 	if (db_commit(d) == -1)
 		goto out;
@@ -249,6 +248,14 @@ groupsadmin_seed_demo(const char *email_arg)
 	} else
 		printf("account %s already exists%s\n", email,
 		    is_admin ? "" : " (not a site admin; left unchanged)");
+	if (gcreated)
+		printf("created group %s@%s (\"%s\")\n", DEMO_GROUP, domain,
+		    DEMO_TITLE);
+	else
+		printf("group %s@%s already exists\n", DEMO_GROUP, domain);
+	if (owned)
+		printf("made %s an owner of %s@%s\n", email, DEMO_GROUP,
+		    domain);
 	rc = GA_OK;
 	goto out;
 rollback:
@@ -272,7 +279,7 @@ read_password(char *buf, size_t size)
 {
 	struct termios	 old, quiet;
 	size_t		 len = 0;
-	ssize_t		 n;
+	ssize_t		 n = 0;
 	int		 tty;
 
 	tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;

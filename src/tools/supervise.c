@@ -545,6 +545,10 @@ detach(int pidfd, const char *pidfile)
 		if (fd > 2)
 			close(fd);
 	}
+	/* Hold no inherited fd (a caller's lock file, say) but the pidfile. */
+	if (pidfd > 3)
+		close_range(3, (unsigned)pidfd - 1, 0);
+	close_range((unsigned)pidfd + 1, ~0U, 0);
 }
 
 static void

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bouncer - daily: turn bounce scores into bouncing status, probes and removal.
+ *
+ * Run from cron (deploy/crontab).  This version checks that it can reach
+ * the database and reports what it found; the processing itself arrives with
+ * the issue that builds it.  Exit status 0 on success, 1 on failure.
+ */
+#include <stdlib.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "db.h"
+#include "log.h"
+
+static int
+bouncer_job(void)
+{
+	struct db *d;
+	PGresult *r;
+
+	if ((d = db_get(daemon_db)) == NULL)
+		return -1;
+	r = db_query(d, "SELECT count(*) FROM bounce_state", DB_NOPARAMS);
+	db_put(daemon_db, d);
+	if (r == NULL)
+		return -1;
+	log_info("bouncer: %s candidate(s), nothing processed yet",
+	    PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return 0;
+}
+
+static const struct daemon_spec bouncer_spec = {
+	.name = "bouncer",
+	.flags = DAEMON_NO_HTTP | DAEMON_USES_DB,
+};
+
+int
+main(int argc, char **argv)
+{
+	return daemon_cron(argc, argv, &bouncer_spec, bouncer_job);
+}
