@@ -425,7 +425,7 @@ check_applied(const PGresult *r, const struct migration_set *s,
 	struct migration	*m;
 	const char		*name, *sum;
 	size_t			 i;
-	int			 bad = 0, v;
+	int			 bad = 0, v, row;
 
 	*newest = 0;
 	for (i = 0; i < (size_t)PQntuples(r); i++) {
@@ -450,11 +450,11 @@ check_applied(const PGresult *r, const struct migration_set *s,
 		m = &s->m[i];
 		if (m->version >= *newest)
 			break;
-		for (v = 0; v < PQntuples(r); v++)
-			if (strtol(PQgetvalue(r, v, 0), NULL, 10) ==
+		for (row = 0; row < PQntuples(r); row++)
+			if (strtol(PQgetvalue(r, row, 0), NULL, 10) ==
 			    m->version)
 				break;
-		if (v == PQntuples(r)) {
+		if (row == PQntuples(r)) {
 			groupsadmin_err("%s is not applied but is older than "
 			    "applied migration %d; renumber it", m->path,
 			    *newest);
@@ -577,6 +577,7 @@ groupsadmin_status(const char *dir)
 	const char		*state;
 	size_t			 i;
 	int			 rc = GA_FAIL, v, newest = 0, j, pending = 0;
+	int			 changed = 0;
 
 	if (dir != NULL && scan_dir(dir, &s) == -1)
 		return GA_FAIL;
@@ -606,9 +607,13 @@ groupsadmin_status(const char *dir)
 			state = "";
 			if (dir != NULL) {
 				m = find_version(&s, v);
-				state = m == NULL ? "  (file missing)" :
-				    strcmp(m->checksum, PQgetvalue(r, j, 3)) ?
-				    "  (file CHANGED)" : "";
+				if (m == NULL)
+					state = "  (file missing)";
+				else if (strcmp(m->checksum,
+				    PQgetvalue(r, j, 3)) != 0) {
+					state = "  (file CHANGED)";
+					changed++;
+				}
 			}
 			printf("%5d  %-32s  %s  %.12s%s\n", v,
 			    PQgetvalue(r, j, 1), PQgetvalue(r, j, 2),
@@ -628,7 +633,10 @@ groupsadmin_status(const char *dir)
 		    m->version < newest ? "  (older than applied)" : "");
 		pending++;
 	}
-	if (dir != NULL && pending == 0)
+	if (changed > 0)
+		printf("%d applied file%s changed: migrate will refuse\n",
+		    changed, changed == 1 ? "" : "s");
+	else if (dir != NULL && pending == 0)
 		printf("up to date (version %d)\n", newest);
 	rc = GA_OK;
 out:
