@@ -24,7 +24,9 @@
 
 struct db_pool;
 
-#define DAEMON_NO_ERRORD	0x01	/* errord itself: no shipper */
+#define DAEMON_NO_ERRORD	0x01	/* no shipper: errord itself (it sets
+					 * a sink) and operator commands,
+					 * whose lines go to stderr */
 #define DAEMON_USES_DB		0x02	/* open cfg.db_conninfo into daemon_db */
 #define DAEMON_NO_HTTP		0x04	/* cron programs: no server */
 

@@ -2,18 +2,14 @@
 --
 -- 001_schema.sql - schema v1 of the groups service (PostgreSQL 15).
 --
--- The whole domain in one migration: domains, accounts, groups and their
--- settings, memberships, topics, messages (with full-text search),
--- attachments, hashtags, follow/mute, the moderation queue, bounces, feeds,
--- digest state, tokens, web sessions, the activity log and forward rules.
--- Later migrations extend these tables; none may rewrite an applied file.
---
--- Conventions (docs/schema.md has the reasoning): ids are bigint identity
--- columns; every time is timestamptz; closed value sets are text columns
--- with a named CHECK constraint (not enum types, so a later migration can
--- extend a set in a transaction); emails are matched on lower(email).
--- groupsadmin migrate runs this file inside one transaction: no BEGIN or
--- COMMIT here, and no schema_migrations table (the runner owns it).
+-- The whole domain: domains, accounts, groups and settings, memberships,
+-- topics, messages (full-text search), attachments, hashtags, follow/mute,
+-- moderation queue, bounces, feeds, digest state, tokens, sessions,
+-- activity log, forward rules.  Later migrations extend; never edit this.
+-- Conventions (docs/schema.md): bigint identity ids, timestamptz times,
+-- closed value sets as text + named CHECK (extendable in a transaction),
+-- emails unique on lower(email).  The runner wraps the file in one
+-- transaction and owns schema_migrations: no BEGIN/COMMIT here.
 
 -- set_updated_at - trigger: keep updated_at current on every UPDATE.
 CREATE FUNCTION set_updated_at() RETURNS trigger

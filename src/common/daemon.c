@@ -31,6 +31,7 @@ struct db_pool *daemon_db;
 char daemon_api_secret[2 * TOKEN_KEY_LEN + 1];
 
 static const struct daemon_spec *the_spec;
+static int serving;		/* daemon_main, not a command */
 static volatile sig_atomic_t stopping;
 static sigset_t daemon_sigs;
 
@@ -109,12 +110,14 @@ daemon_setup(int argc, char **argv, const struct daemon_spec *spec,
 	pthread_t t;
 
 	the_spec = spec;
-	/* Before any thread: only the main thread takes these. */
 	sigemptyset(&daemon_sigs);
 	sigaddset(&daemon_sigs, SIGTERM);
 	sigaddset(&daemon_sigs, SIGINT);
 	sigaddset(&daemon_sigs, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &daemon_sigs, NULL);
+	/* Before any thread: only the main thread's sigwait takes these.
+	 * Commands and cron jobs keep the default: a signal ends them. */
+	if (serving)
+		pthread_sigmask(SIG_BLOCK, &daemon_sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	if (path == NULL || *path == '\0')
@@ -187,8 +190,6 @@ daemon_cron(int argc, char **argv, const struct daemon_spec *spec,
 	int rc;
 
 	daemon_setup(argc, argv, spec, NULL);
-	/* A cron job is short: let SIGTERM end it at once. */
-	pthread_sigmask(SIG_UNBLOCK, &daemon_sigs, NULL);
 	log_debug("%s %s starting", spec->name, GROUPS_VERSION);
 	rc = job();
 	if (rc != 0)
@@ -253,6 +254,7 @@ daemon_main(int argc, char **argv, const struct daemon_spec *spec)
 	pthread_t run;
 	int sig, have_run = 0;
 
+	serving = 1;
 	daemon_setup(argc, argv, spec, NULL);
 	if (spec->init != NULL && spec->init() == -1) {
 		log_err("initialisation failed, exiting");

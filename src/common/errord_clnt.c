@@ -676,7 +676,7 @@ errord_clnt_tail(struct errord_clnt *c, const struct errord_tail_query *q,
 	free(path);
 	if (st.failed)
 		return -1;
-	if (rc < 0) {
+	if (rc < 0 || *status != 200) {
 		if (err[0] == '\0' && *status == 0)
 			snprintf(err, errlen, "errord unreachable");
 		else if (err[0] == '\0')

@@ -12,6 +12,7 @@
  * the retention rules (errord_keep_days applies even without new events).
  */
 #include <errno.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -31,6 +32,19 @@ static pthread_mutex_t crash_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t crash_cv = PTHREAD_COND_INITIALIZER;
 static int crash_stopping;
 
+/* crash_name_ok - a daemon name errord accepts. */
+static int
+crash_name_ok(const char *s)
+{
+	size_t	 n;
+
+	for (n = 0; s[n] != '\0'; n++)
+		if (strchr("abcdefghijklmnopqrstuvwxyz0123456789_-", s[n]) ==
+		    NULL)
+			return 0;
+	return n > 0 && n <= ERRORD_NAME_MAX;
+}
+
 /* crash_sanitize - the nearest valid event to ev (returns new). */
 static json_t *
 crash_sanitize(json_t *ev)
@@ -40,7 +54,8 @@ crash_sanitize(json_t *ev)
 	    F_EV_VERSION, F_EV_HOST };
 	json_t	*out, *fields, *v;
 	const char *key, *s;
-	char	 now[40], why[256];
+	char	 now[40];
+	int64_t	 us;
 	size_t	 i;
 
 	out = json_object();
@@ -60,24 +75,20 @@ crash_sanitize(json_t *ev)
 			json_object_set(fields, key, v);
 	}
 	log_now_rfc3339(now, sizeof(now));
-	if (json_object_get(out, F_EV_TIME) == NULL ||
-	    errord_event_check(out, why, sizeof(why)) < 0) {
-		/* fix what is missing or malformed, field by field */
-		s = json_string_value(json_object_get(out, F_EV_TIME));
-		if (s == NULL || errord_time_parse(s, &(int64_t){ 0 }) < 0)
-			json_object_set_new(out, F_EV_TIME, json_string(now));
-		if (json_object_get(out, F_EV_DAEMON) == NULL ||
-		    errord_event_check(out, why, sizeof(why)) < 0 &&
-		    strncmp(why, F_EV_DAEMON, strlen(F_EV_DAEMON)) == 0)
-			json_object_set_new(out, F_EV_DAEMON,
-			    json_string("unknown"));
-		if (json_object_get(out, F_EV_PID) == NULL)
-			json_object_set_new(out, F_EV_PID, json_integer(0));
-		json_object_set_new(out, F_EV_LEVEL, json_string("crit"));
-		if (json_object_get(out, F_EV_MESSAGE) == NULL)
-			json_object_set_new(out, F_EV_MESSAGE,
-			    json_string("crash report"));
-	}
+	s = json_string_value(json_object_get(out, F_EV_TIME));
+	if (s == NULL || errord_time_parse(s, &us) < 0)
+		json_object_set_new(out, F_EV_TIME, json_string(now));
+	s = json_string_value(json_object_get(out, F_EV_DAEMON));
+	if (s == NULL || !crash_name_ok(s))
+		json_object_set_new(out, F_EV_DAEMON, json_string("unknown"));
+	v = json_object_get(out, F_EV_PID);
+	if (v == NULL || json_integer_value(v) < 0 ||
+	    json_integer_value(v) > INT32_MAX)
+		json_object_set_new(out, F_EV_PID, json_integer(0));
+	json_object_set_new(out, F_EV_LEVEL, json_string("crit"));
+	if (json_object_get(out, F_EV_MESSAGE) == NULL)
+		json_object_set_new(out, F_EV_MESSAGE,
+		    json_string("crash report"));
 	s = json_string_value(json_object_get(out, F_EV_BACKTRACE));
 	if (s != NULL && strlen(s) > LOG_MAX_BACKTRACE)
 		json_object_set_new(out, F_EV_BACKTRACE,

@@ -31,6 +31,7 @@
 #include "api_proto.h"
 #include "config.h"
 #include "errord.h"
+#include "fsutil.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -285,30 +286,6 @@ open_file(uint64_t seq, off_t *sizep)
 	return fd;
 }
 
-/* mkdir_p - create dir and its parents (mode 0750). */
-static int
-mkdir_p(const char *dir)
-{
-	char	 path[4096];
-	char	*p;
-
-	if (strlcpy_chk(path, dir, sizeof(path)) < 0) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	for (p = path + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(path, 0750) < 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	if (mkdir(path, 0750) < 0 && errno != EEXIST)
-		return -1;
-	return 0;
-}
-
 /* last_newline - the offset just past the last newline in fd[0, size)
  * (0 if there is none), or -1 on a read error. */
 static off_t
@@ -519,8 +496,9 @@ commit(struct batch *list)
 	}
 	if (failed) {
 		/* nothing of this group is acknowledged: cut it off again */
-		if (ftruncate(S.fd, S.size) < 0)
-			;	/* the next start truncates a torn line */
+		/* if this fails too, the next start truncates the torn
+		 * line */
+		(void)!ftruncate(S.fd, S.size);
 	} else {
 		S.size += (off_t)S.buf->len;
 		S.next_seq = seq;
@@ -607,7 +585,7 @@ errord_store_open(const char *dir)
 	pthread_mutex_lock(&S.mu);
 	S.accepting = 1;	/* own events queue up during recovery */
 	pthread_mutex_unlock(&S.mu);
-	if (mkdir_p(dir) < 0) {
+	if (fsutil_mkdirs(dir, 0750) < 0) {
 		log_warn("errord: mkdir %s", dir);
 		return -1;
 	}

@@ -2,12 +2,13 @@
 /*
  * groupsadmin - the operator's command for the groups service.
  *
- *	groupsadmin [-d] [-f config] command [arguments]
+ *	groupsadmin [-f config] command [arguments]
  *
  * migrate [DIR] applies the numbered SQL migrations, status [DIR] lists
  * them, seed-demo [EMAIL] creates the demo admin and group, hash-password
  * hashes a password read on stdin, config-doc prints the configuration
- * reference.  Exit status: 0 done, 1 failed, 2 usage or configuration
+ * reference, api-secret prints the derived inter-daemon API secret (for
+ * scripts that already can read the secret file).  Exit status: 0 done, 1 failed, 2 usage or configuration
  * error.
  *
  * It runs as the invoking operator (or cfg.user if started as root), talks
@@ -46,7 +47,7 @@ static int
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: groupsadmin [-d] [-f config] command [arguments]\n"
+	    "usage: groupsadmin [-f config] command [arguments]\n"
 	    "commands:\n"
 	    "  migrate [DIR]      apply new NNN_name.sql migrations from DIR\n"
 	    "                     (default " GA_SQL_DIR ")\n"
@@ -59,11 +60,12 @@ usage(void)
 	    "  hash-password      read a password on stdin, print its "
 	    "Argon2id hash\n"
 	    "  config-doc         print the configuration keys (Markdown)\n"
+	    "  api-secret         print the inter-daemon API secret (hex)\n"
 	    "hash-password and config-doc given first need no "
 	    "configuration.\n"
 	    "options: -f file configuration (default $GROUPS_CONF or\n"
-	    "         /etc/groups/groups.conf); -d debug logging to stderr;\n"
-	    "         -n print the configuration; -V version\n");
+	    "         /etc/groups/groups.conf); -n print the configuration;\n"
+	    "         -V version.  Logs go to stderr.\n");
 	return GA_USAGE;
 }
 
@@ -106,6 +108,10 @@ dispatch(int argc, char **argv)
 		return groupsadmin_hash_password();
 	if (strcmp(cmd, "config-doc") == 0 && argc == 1) {
 		config_print_doc(stdout);
+		return GA_OK;
+	}
+	if (strcmp(cmd, "api-secret") == 0 && argc == 1) {
+		printf("%s\n", daemon_api_secret);
 		return GA_OK;
 	}
 	if (strcmp(cmd, "help") == 0 && argc == 1) {

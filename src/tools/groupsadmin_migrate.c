@@ -2,21 +2,16 @@
 /*
  * groupsadmin_migrate.c - `groupsadmin migrate` and `groupsadmin status`.
  *
- * Migrations are files NNN_name.sql in one directory, applied in numeric
- * order, each in its own transaction together with its row in
- * schema_migrations (version, name, applied_at, checksum = SHA-256 of the
- * file).  A session advisory lock keeps two runners from applying the same
- * file; an applied file whose checksum changed stops the run before
- * anything is applied, and so does a new file numbered below the newest
- * applied one.
+ * Files NNN_name.sql are applied in numeric order, each in one transaction
+ * with its schema_migrations row (checksum = SHA-256 of the file), under a
+ * session advisory lock.  A changed applied file, or a new file numbered
+ * below the newest applied one, stops the run before anything is applied.
  *
- * SECURITY: this is the one place in the system that executes SQL text
- * that is not a constant with parameters.  A migration file holds many
- * statements (and function bodies), which only the simple query protocol
- * (PQexec) accepts, and db.h deliberately offers no such call.  The files
- * are trusted: shipped with the release and installed by root; they are
- * never built from input.  So migrate opens its own libpq connection from
- * cfg.db_conninfo; everything else here uses parameters.
+ * SECURITY: the one place that executes SQL text that is not a constant
+ * with parameters: a migration is many statements, which only PQexec
+ * accepts (db.h deliberately has no such call), so migrate opens its own
+ * libpq connection.  The files are trusted release artefacts installed by
+ * root, never built from input.
  */
 #include <sys/stat.h>
 

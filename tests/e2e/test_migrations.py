@@ -352,6 +352,17 @@ def test_usage_and_config_errors(env, tmp_path):
     assert "db_conninfo" in r.stdout
 
 
+def test_api_secret(env):
+    """HMAC-SHA256(secret minus its newline, "api"), as deploy/stack has it."""
+    import hashlib
+    import hmac
+    r = env.run("api-secret")
+    assert r.returncode == 0, r.stderr
+    key = (env.tmp / "secret").read_text().rstrip("\n").encode()
+    assert r.stdout.strip() == hmac.new(key, b"api",
+                                        hashlib.sha256).hexdigest()
+
+
 def test_schema_triggers(env):
     """The contract later code relies on: numbering, counts, search."""
     assert env.run("migrate", str(SQL_DIR)).returncode == 0
