@@ -12,6 +12,7 @@
  * requests, errors, and the p50/p99/max latency a sender saw.
  * Loopback only; bounded in time and in samples kept.
  */
+#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -26,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_SAMPLES	(4 * 1024 * 1024)	/* per thread */
+#define MAX_SAMPLES	(1024 * 1024)	/* per thread */
 
 static const char *host, *secret;
 static int port, batch;
@@ -78,13 +79,13 @@ request(char *buf, size_t cap, char *body, size_t bcap, int id,
 	int	 i;
 
 	bl += (size_t)snprintf(body + bl, bcap - bl, "{\"events\":[");
-	for (i = 0; i < batch; i++)
+	for (i = 0; i < batch; i++, (*seq)++)
 		bl += (size_t)snprintf(body + bl, bcap - bl,
 		    "%s{\"time\":\"2026-12-03T14:00:00.000000Z\","
 		    "\"daemon\":\"bench\",\"pid\":%d,\"level\":\"info\","
 		    "\"message\":\"bench event w%d-%lu of a typical length, "
 		    "about one log line\",\"fields\":{\"n\":%lu}}",
-		    i ? "," : "", 1000 + id, id, (*seq)++, *seq);
+		    i ? "," : "", 1000 + id, id, *seq, *seq);
 	bl += (size_t)snprintf(body + bl, bcap - bl, "]}");
 	hl = (size_t)snprintf(buf, cap, "POST /v1/log HTTP/1.1\r\n"
 	    "Host: %s:%d\r\nAuthorization: Bearer %s\r\n"

@@ -523,9 +523,17 @@ config_print_doc(FILE *fp)
 		fprintf(fp, "| `%s` | %s", k->name, tname[k->type]);
 		if (k->type == CT_INT || k->type == CT_LONG)
 			fprintf(fp, " %lld..%lld", k->min, k->max);
-		if (k->type == CT_ENUM)
-			fprintf(fp, " %s", k->choices);
-		fprintf(fp, " | `%s` | %s |\n", k->def, k->doc);
+		if (k->type == CT_ENUM) {
+			const char *c;
+
+			fputc(' ', fp);
+			for (c = k->choices; *c != '\0'; c++)
+				fputs(*c == '|' ? ", " : (char[2]){ *c, 0 }, fp);
+		}
+		if (k->def[0] == '\0')
+			fprintf(fp, " | (empty) | %s |\n", k->doc);
+		else
+			fprintf(fp, " | `%s` | %s |\n", k->def, k->doc);
 	}
 }
 

@@ -1,0 +1,60 @@
+# SPDX-License-Identifier: MIT
+"""conftest.py - shared fixtures of the end-to-end tests.
+
+stack: the whole real stack (PostgreSQL, the five daemons under
+groups-supervise, nginx), started once per test session by deploy/stack in
+its own directory under /tmp with free ports and debug endpoints on, and
+stopped at the end; see stack.py for what it offers.  Tests that stop or
+break the stack for good use make_stack for a private one instead.  A
+start that fails is an error of every test using the fixture, reported with
+the output of deploy/stack and the tails of the logs.
+"""
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from stack import Stack, StackError, bin_dir  # noqa: E402
+
+
+def _need_binaries():
+    missing = [p for p in ("errord", "web", "smtpd", "messageserver", "karl",
+                           "groupsadmin", "groups-supervise")
+               if not (bin_dir() / p).exists()]
+    if missing:
+        pytest.fail(f"not built in {bin_dir()}: {', '.join(missing)} "
+                    "(run make)", pytrace=False)
+
+
+def _start(st):
+    try:
+        st.start()
+    except (StackError, OSError) as e:
+        st.stop()
+        pytest.fail(f"the stack did not start: {e}", pytrace=False)
+    return st
+
+
+@pytest.fixture(scope="session")
+def stack():
+    _need_binaries()
+    st = _start(Stack())
+    yield st
+    st.stop()
+
+
+@pytest.fixture
+def make_stack():
+    """Factory of private stacks, stopped and removed after the test."""
+    _need_binaries()
+    made = []
+
+    def make(**kw):
+        st = _start(Stack(**kw))
+        made.append(st)
+        return st
+    yield make
+    for st in made:
+        st.stop()
