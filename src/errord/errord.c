@@ -24,9 +24,10 @@
 #include "log.h"
 #include "metrics.h"
 
-/* Handlers wait for a group commit on the server's threads: a few more
- * than the default let commits gather several senders' batches. */
-#define ERRORD_HTTP_THREADS_MIN	4
+/* Handlers wait for a group commit on the server's threads (one blocked
+ * thread stalls its connections): more threads than the default let a
+ * commit gather many senders' batches (bench/errord: 2x at 64 senders). */
+#define ERRORD_HTTP_THREADS_MIN	16
 
 struct errord_metrics errord_m;
 

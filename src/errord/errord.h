@@ -34,6 +34,9 @@
 /* A stored line: the event plus {"seq":N, and the newline. */
 #define ERRORD_MAX_LINE		(ERRORD_MAX_EVENT + 64)
 
+/* The ring holds errord_ring events but no more than this memory. */
+#define ERRORD_RING_MAX_BYTES	(256 * 1024 * 1024)
+
 /* One event on its way to the store and into the ring. */
 struct errord_rec {
 	json_t		*ev;	/* owned reference, never modified */
@@ -71,7 +74,8 @@ int	 errord_store_put(json_t *events);
 /* errord_store_put_async - queue one event (borrowed) without waiting
  * (errord's own log events); dropped and counted if the writer is gone. */
 void	 errord_store_put_async(json_t *ev);
-/* errord_store_retention - ask the writer to apply the retention rules. */
+/* errord_store_retention - apply the retention rules now (any thread but
+ * the writer). */
 void	 errord_store_retention(void);
 /* errord_file_seq - the first seq of a store file name, -1 if the name is
  * not one of ours. */
@@ -131,5 +135,7 @@ int	 errord_tail_handler(struct httpd_req *);
 /* errord_crash.c */
 void	 errord_crash_run(void);
 void	 errord_crash_stop(void);
+/* errord_crash_kick - have the run loop apply retention at once. */
+void	 errord_crash_kick(void);
 
 #endif

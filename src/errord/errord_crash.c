@@ -8,8 +8,9 @@
  * backtrace is in the log within a second or two even if the daemon never
  * comes back.  A report that does not make a valid event is stored as the
  * closest valid one (unknown keys moved under "fields", backtrace cut)
- * rather than retried forever.  Once an hour it asks the writer to apply
- * the retention rules (errord_keep_days applies even without new events).
+ * rather than retried forever.  It also applies the retention rules: at
+ * start, after each rotation (the writer kicks it) and once an hour, so
+ * errord_keep_days applies even without new events.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -31,6 +32,7 @@
 static pthread_mutex_t crash_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t crash_cv = PTHREAD_COND_INITIALIZER;
 static int crash_stopping;
+static int crash_kicked = 1;	/* retention at start */
 
 /* crash_name_ok - a daemon name errord accepts. */
 static int
@@ -133,7 +135,7 @@ errord_crash_run(void)
 {
 	struct timespec ts;
 	time_t	 last_retention = time(NULL);
-	int	 warned = 0, n;
+	int	 warned = 0, kicked, n;
 
 	pthread_mutex_lock(&crash_mu);
 	while (!crash_stopping) {
@@ -149,16 +151,30 @@ errord_crash_run(void)
 			warned = 0;
 		} else if (n == 0)
 			warned = 0;
-		if (time(NULL) - last_retention >= RETENTION_EVERY) {
+		pthread_mutex_lock(&crash_mu);
+		kicked = crash_kicked;
+		crash_kicked = 0;
+		pthread_mutex_unlock(&crash_mu);
+		if (kicked || time(NULL) - last_retention >= RETENTION_EVERY) {
 			errord_store_retention();
 			last_retention = time(NULL);
 		}
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += CRASH_SCAN_MS / 1000;
 		pthread_mutex_lock(&crash_mu);
-		if (!crash_stopping)
+		if (!crash_stopping && !crash_kicked)
 			pthread_cond_timedwait(&crash_cv, &crash_mu, &ts);
 	}
+	pthread_mutex_unlock(&crash_mu);
+}
+
+/* errord_crash_kick - a rotation happened: retention now. */
+void
+errord_crash_kick(void)
+{
+	pthread_mutex_lock(&crash_mu);
+	crash_kicked = 1;
+	pthread_cond_signal(&crash_cv);
 	pthread_mutex_unlock(&crash_mu);
 }
 

@@ -25,6 +25,9 @@
 #include "log.h"
 #include "metrics.h"
 
+/* Memory of an entry: the line, and its decoded tree at about twice. */
+#define ENT_BYTES(len)	(3 * (len) + 256)
+
 struct ring_ent {
 	uint64_t	 seq;
 	json_t		*ev;
@@ -37,6 +40,7 @@ static struct {
 	struct ring_ent	*ents;
 	size_t		 cap;
 	size_t		 count;
+	size_t		 bytes;		/* estimated memory of the entries */
 	uint64_t	 last;		/* last committed seq */
 	uint64_t	 file_seq;
 	off_t		 file_size;
@@ -123,13 +127,27 @@ errord_ring_commit(json_t *const *evs, uint64_t first_seq, size_t n,
 	for (i = 0; i < n - skip; i++) {
 		struct ring_ent *e = &R.ents[fresh[i].seq % R.cap];
 
-		if (e->line != NULL)
+		if (e->line != NULL) {
+			R.bytes -= ENT_BYTES(e->len);
 			old[nold++] = *e;
+		}
 		*e = fresh[i];
+		R.bytes += ENT_BYTES(e->len);
 	}
 	R.count += n - skip;
 	if (R.count > R.cap)
 		R.count = R.cap;
+	/* Large events: keep the ring within its memory budget too. */
+	while (R.bytes > ERRORD_RING_MAX_BYTES && R.count > 1) {
+		struct ring_ent *e = &R.ents[(first_seq + n - R.count) %
+		    R.cap];
+
+		R.bytes -= ENT_BYTES(e->len);
+		json_decref(e->ev);
+		free(e->line);
+		memset(e, 0, sizeof(*e));
+		R.count--;
+	}
 	if (n > 0)
 		R.last = first_seq + n - 1;
 	R.file_seq = file_seq;

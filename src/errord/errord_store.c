@@ -56,7 +56,6 @@ static struct {
 	int		 accepting;	/* puts are queued */
 	int		 running;	/* the writer thread exists */
 	int		 stopping;
-	int		 retention_due;
 	int		 write_failed;	/* last commit failed (health) */
 	pthread_t	 thread;
 	/* The writer's own (and open's, before the thread starts). */
@@ -374,23 +373,30 @@ rotate(uint64_t seq)
 	return 0;
 }
 
-/* retention - delete files beyond errord_keep_files and older than
- * errord_keep_days; never the current file.  Writer thread only. */
-static void
-retention(void)
+/* errord_store_retention - delete files beyond errord_keep_files and
+ * older than errord_keep_days, never the current one.  Runs on errord's
+ * run thread, not the writer's: unlinking a large file takes a while. */
+void
+errord_store_retention(void)
 {
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 	char	**files, path[4096];
 	struct stat st;
 	time_t	 limit;
-	uint64_t seq;
+	uint64_t seq, last, cur;
+	off_t	 size;
 	size_t	 i;
 	int	 del;
 
+	if (S.dir == NULL)
+		return;
+	pthread_mutex_lock(&mu);
+	errord_ring_snapshot(&last, &cur, &size);
 	files = errord_store_files(S.dir);
 	limit = cfg.errord_keep_days > 0 ?
 	    time(NULL) - (time_t)cfg.errord_keep_days * 86400 : 0;
 	for (i = 0; files[i] != NULL; i++) {
-		if (errord_file_seq(files[i], &seq) < 0 || seq >= S.file_seq)
+		if (errord_file_seq(files[i], &seq) < 0 || seq >= cur)
 			continue;
 		if (snprintf(path, sizeof(path), "%s/%s", S.dir, files[i]) >=
 		    (int)sizeof(path))
@@ -407,6 +413,7 @@ retention(void)
 			log_info("errord: retention: deleted %s", files[i]);
 	}
 	errord_store_files_free(files);
+	pthread_mutex_unlock(&mu);
 }
 
 /* write_all - the whole buffer or -1. */
@@ -549,12 +556,11 @@ static void *
 writer_main(void *arg)
 {
 	struct batch *list;
-	int	 ret;
 
 	(void)arg;
 	for (;;) {
 		pthread_mutex_lock(&S.mu);
-		while (S.head == NULL && !S.stopping && !S.retention_due)
+		while (S.head == NULL && !S.stopping)
 			pthread_cond_wait(&S.work, &S.mu);
 		if (S.head == NULL && S.stopping) {
 			pthread_mutex_unlock(&S.mu);
@@ -562,13 +568,9 @@ writer_main(void *arg)
 		}
 		list = S.head;
 		S.head = S.tail = NULL;
-		ret = S.retention_due;
-		S.retention_due = 0;
 		pthread_mutex_unlock(&S.mu);
-		if (list != NULL && commit(list))
-			ret = 1;
-		if (ret)
-			retention();
+		if (commit(list))
+			errord_crash_kick();	/* retention, off this thread */
 	}
 	return NULL;
 }
@@ -613,7 +615,6 @@ errord_store_open(const char *dir)
 	    ERRORD_FILE_PREFIX, S.file_seq, ERRORD_FILE_SUFFIX,
 	    (long long)S.size);
 	pthread_mutex_lock(&S.mu);
-	S.retention_due = 1;
 	if (pthread_create(&S.thread, NULL, writer_main, NULL) != 0) {
 		pthread_mutex_unlock(&S.mu);
 		log_warnx("errord: cannot start the writer thread");
@@ -758,16 +759,6 @@ errord_store_put_async(json_t *ev)
 	}
 	S.async_queued++;
 	enqueue(b);
-	pthread_mutex_unlock(&S.mu);
-}
-
-/* errord_store_retention - have the writer apply retention soon. */
-void
-errord_store_retention(void)
-{
-	pthread_mutex_lock(&S.mu);
-	S.retention_due = 1;
-	pthread_cond_signal(&S.work);
 	pthread_mutex_unlock(&S.mu);
 }
 

@@ -1,24 +1,28 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * supervise.c - groups-supervise [-b] -c services -p pidfile -r rundir
- * -l logdir: a small process supervisor for the local stack (production
- * uses the systemd units in deploy/systemd/).  The services file holds
- * "name command arg..." lines ('...'/"..." quote blanks, no escapes; '#'
- * comments).  Each child starts in file order with stdin /dev/null, output
- * appended to logdir/name.log, its own process group and rundir/name.pid;
- * one that exits is restarted after 200 ms doubling to 10 s (reset after
- * 30 s up).  SIGTERM/SIGINT/SIGHUP: TERM every child, KILL after 10 s,
- * remove pid files, exit 0.  Signals are taken with sigtimedwait: no
- * handler races, no busy loop.  -b detaches (stdio to logdir/supervise.log);
- * the pidfile is written and flock()ed in both modes, so a second
- * supervisor on it refuses to start.
+ * -l logdir: the local stack's process supervisor (production: systemd).
+ * Services file lines: "name[@ipv4:port] command arg..." ('...'/"..."
+ * quote blanks; '#' comments).  Children start in file order, with stdin
+ * /dev/null, output appended to logdir/name.log, their own process group
+ * and rundir/name.pid; a ready address holds the next start until it
+ * accepts connections (10 s at most).  A child that exits is restarted
+ * after 200 ms doubling to 10 s (reset after 30 s up).  SIGTERM, SIGINT or
+ * SIGHUP: TERM all but the first (the log sink), then the first, KILL
+ * after 10 s each, remove pid files, exit 0.  Signals are taken with
+ * sigtimedwait: no handler races, no busy loop.  -b detaches (stdio to
+ * logdir/supervise.log).  The pidfile is flock()ed: one supervisor per file.
  * SECURITY: keeps the privileges it was started with; runs only the
  * commands of the services file.
  */
 #include <sys/types.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -32,24 +36,27 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SV_MAX_SERVICES	64
-#define SV_MAX_ARGS	64
-#define SV_MAX_LINE	4096
-#define SV_MAX_FILE	(256 * 1024)
-#define SV_MAX_NAME	64
-#define SV_BACKOFF_MIN	200		/* ms */
-#define SV_BACKOFF_MAX	10000		/* ms */
-#define SV_STABLE_MS	30000		/* uptime that resets the backoff */
-#define SV_STOP_MS	10000		/* SIGTERM to SIGKILL */
-#define SV_MAX_FD	65536		/* closed in the child before exec */
+#define SV_MAX_SERVICES 64
+#define SV_MAX_ARGS 64
+#define SV_MAX_LINE 4096
+#define SV_MAX_FILE (256 * 1024)
+#define SV_MAX_NAME 64
+#define SV_BACKOFF_MIN 200   /* ms */
+#define SV_BACKOFF_MAX 10000 /* ms */
+#define SV_STABLE_MS 30000   /* uptime that resets the backoff */
+#define SV_STOP_MS 10000     /* SIGTERM to SIGKILL */
+#define SV_MAX_FD 65536	     /* closed in the child before exec */
+#define SV_READY_MS 10000    /* wait for a ready address */
+#define SV_READY_POLL 50     /* ms between connection attempts */
 
 struct service {
-	char	 name[SV_MAX_NAME + 1];
-	char	*argv[SV_MAX_ARGS + 1];
-	pid_t	 pid;		/* 0: not running */
-	long long started;	/* monotonic ms */
-	long long restart_at;	/* monotonic ms; 0: none pending */
-	long	 backoff;	/* ms before the next restart */
+	char name[SV_MAX_NAME + 1];
+	char *argv[SV_MAX_ARGS + 1];
+	struct sockaddr_in ready; /* name@addr:port; port 0: none */
+	pid_t pid;		  /* 0: not running */
+	long long started;	  /* monotonic ms */
+	long long restart_at;	  /* monotonic ms; 0: none pending */
+	long backoff;		  /* ms before the next restart */
 	unsigned starts;
 };
 
@@ -67,17 +74,17 @@ static void sv_die(const char *, ...)
 static void
 sv_log(const char *fmt, ...)
 {
-	char	 ts[64], msg[1024];
+	char ts[64], msg[1024];
 	struct timespec now;
 	struct tm tm;
-	va_list	 ap;
+	va_list ap;
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	if (strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
 		ts[0] = '\0';
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);	/* truncation is fine */
+	vsnprintf(msg, sizeof(msg), fmt, ap); /* truncation is fine */
 	va_end(ap);
 	fprintf(stderr, "%s.%03ldZ %s[%ld]: %s\n", ts,
 	    (long)(now.tv_nsec / 1000000), progname, (long)getpid(), msg);
@@ -87,8 +94,8 @@ sv_log(const char *fmt, ...)
 static void
 sv_die(const char *fmt, ...)
 {
-	char	 msg[1024];
-	va_list	 ap;
+	char msg[1024];
+	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -112,7 +119,7 @@ static int
 path_join(char *buf, size_t size, const char *dir, const char *name,
     const char *suffix)
 {
-	int	 n;
+	int n;
 
 	n = snprintf(buf, size, "%s/%s%s", dir, name, suffix);
 	return (n < 0 || (size_t)n >= size) ? -1 : 0;
@@ -123,7 +130,7 @@ path_join(char *buf, size_t size, const char *dir, const char *name,
 static int
 valid_name(const char *s)
 {
-	size_t	 i;
+	size_t i;
 
 	if (s[0] == '\0' || s[0] == '.' || strlen(s) > SV_MAX_NAME)
 		return 0;
@@ -134,13 +141,45 @@ valid_name(const char *s)
 	return 1;
 }
 
+/* parse_name - "name" or "name@ipv4:port" (the ready address) into sv. */
+static int
+parse_name(struct service *sv, char *word, const char **why)
+{
+	char *at, *colon, *end;
+	long port;
+
+	if ((at = strchr(word, '@')) != NULL) {
+		*at++ = '\0';
+		if ((colon = strrchr(at, ':')) == NULL) {
+			*why = "ready address must be ipv4:port";
+			return -1;
+		}
+		*colon++ = '\0';
+		errno = 0;
+		port = strtol(colon, &end, 10);
+		if (errno != 0 || *end != '\0' || port < 1 || port > 65535 ||
+		    inet_pton(AF_INET, at, &sv->ready.sin_addr) != 1) {
+			*why = "ready address must be ipv4:port";
+			return -1;
+		}
+		sv->ready.sin_family = AF_INET;
+		sv->ready.sin_port = htons((unsigned short)port);
+	}
+	if (!valid_name(word)) {
+		*why = "bad service name";
+		return -1;
+	}
+	memcpy(sv->name, word, strlen(word) + 1);
+	return 0;
+}
+
 /* next_word - split the next word off *pp in place: runs of blanks end a
  * word; '...' and "..." quote blanks and '#' (no escapes).  -1 on an
  * unterminated quote. */
 static int
 next_word(char **pp, char **wordp)
 {
-	char	*r = *pp, *w = *pp, q;
+	char *r = *pp, *w = *pp, q;
 
 	*wordp = w;
 	while (*r != '\0' && *r != ' ' && *r != '\t') {
@@ -167,8 +206,8 @@ static int
 parse_line(char *line, const char **why)
 {
 	struct service *sv;
-	char	*p, *word;
-	int	 argc = 0;
+	char *p, *word;
+	int argc = 0;
 
 	p = line;
 	while (*p == ' ' || *p == '\t')
@@ -185,17 +224,14 @@ parse_line(char *line, const char **why)
 		while (*p == ' ' || *p == '\t')
 			p++;
 		if (*p == '\0' || *p == '#')
-			break;		/* a comment starts a word */
+			break; /* a comment starts a word */
 		if (next_word(&p, &word) == -1) {
 			*why = "unterminated quote";
 			return -1;
 		}
 		if (sv->name[0] == '\0') {
-			if (!valid_name(word)) {
-				*why = "bad service name";
+			if (parse_name(sv, word, why) == -1)
 				return -1;
-			}
-			memcpy(sv->name, word, strlen(word) + 1);
 			continue;
 		}
 		if (argc == SV_MAX_ARGS) {
@@ -226,11 +262,11 @@ parse_line(char *line, const char **why)
 static void
 load_services(const char *path)
 {
-	char	 line[SV_MAX_LINE + 2];
+	char line[SV_MAX_LINE + 2];
 	const char *why = NULL;
-	size_t	 total = 0, len;
-	int	 lineno = 0;
-	FILE	*fp;
+	size_t total = 0, len;
+	int lineno = 0;
+	FILE *fp;
 
 	if ((fp = fopen(path, "re")) == NULL)
 		sv_die("%s: %s", path, strerror(errno));
@@ -258,14 +294,14 @@ load_services(const char *path)
 static int
 write_pidfile(const char *path, pid_t pid)
 {
-	char	 tmp[PATH_MAX], buf[32];
-	int	 fd, n;
+	char tmp[PATH_MAX], buf[32];
+	int fd, n;
 
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
 		return -1;
 	n = snprintf(buf, sizeof(buf), "%ld\n", (long)pid);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0644)) == -1)
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) ==
+	    -1)
 		return -1;
 	if (write(fd, buf, (size_t)n) != n) {
 		close(fd);
@@ -292,22 +328,21 @@ service_pidfile(const struct service *sv, char *buf, size_t size)
 static void
 child_exec(struct service *sv)
 {
-	char	 logpath[PATH_MAX];
+	char logpath[PATH_MAX];
 	sigset_t none;
-	int	 fd, i;
+	int fd, i;
 
 	setpgid(0, 0);
 	sigemptyset(&none);
 	for (i = 1; i < NSIG; i++)
-		signal(i, SIG_DFL);	/* EINVAL for some: harmless */
+		signal(i, SIG_DFL); /* EINVAL for some: harmless */
 	sigprocmask(SIG_SETMASK, &none, NULL);
 
 	if ((fd = open("/dev/null", O_RDONLY)) == -1 || dup2(fd, 0) == -1)
 		_exit(126);
 	if (fd > 2)
 		close(fd);
-	if (path_join(logpath, sizeof(logpath), logdir, sv->name,
-	    ".log") == -1)
+	if (path_join(logpath, sizeof(logpath), logdir, sv->name, ".log") == -1)
 		_exit(126);
 	fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0640);
 	if (fd == -1 || dup2(fd, 1) == -1 || dup2(fd, 2) == -1)
@@ -316,7 +351,7 @@ child_exec(struct service *sv)
 		close(fd);
 	/* Our own fds are close-on-exec; these are inherited ones. */
 	if (close_range(3, ~0U, 0) == -1) {
-		long	 max = sysconf(_SC_OPEN_MAX);
+		long max = sysconf(_SC_OPEN_MAX);
 
 		if (max < 0 || max > SV_MAX_FD)
 			max = SV_MAX_FD;
@@ -336,8 +371,8 @@ child_exec(struct service *sv)
 static void
 service_start(struct service *sv)
 {
-	char	 pidpath[PATH_MAX];
-	pid_t	 pid;
+	char pidpath[PATH_MAX];
+	pid_t pid;
 
 	sv->restart_at = 0;
 	if ((pid = fork()) == -1) {
@@ -355,10 +390,10 @@ service_start(struct service *sv)
 	sv->starts++;
 	if (service_pidfile(sv, pidpath, sizeof(pidpath)) == -1 ||
 	    write_pidfile(pidpath, pid) == -1)
-		sv_log("%s: cannot write pid file in %s: %s", sv->name,
-		    rundir, strerror(errno));
-	sv_log("%s %s pid %ld", sv->starts == 1 ? "start" : "restart",
-	    sv->name, (long)pid);
+		sv_log("%s: cannot write pid file in %s: %s", sv->name, rundir,
+		    strerror(errno));
+	sv_log("%s %s pid %ld", sv->starts == 1 ? "start" : "restart", sv->name,
+	    (long)pid);
 }
 
 /* describe_status - "exit N" or "signal N (name)" into buf. */
@@ -380,21 +415,21 @@ static void
 reap(int stopping)
 {
 	struct service *sv;
-	char	 st[128], pidpath[PATH_MAX];
+	char st[128], pidpath[PATH_MAX];
 	long long up;
-	pid_t	 pid;
-	int	 status, i;
+	pid_t pid;
+	int status, i;
 
 	for (;;) {
 		pid = waitpid(-1, &status, WNOHANG);
 		if (pid <= 0)
-			return;		/* 0: none left; -1: ECHILD */
+			return; /* 0: none left; -1: ECHILD */
 		sv = NULL;
 		for (i = 0; i < nservices; i++)
 			if (services[i].pid == pid)
 				sv = &services[i];
 		if (sv == NULL)
-			continue;	/* not ours (cannot happen) */
+			continue; /* not ours (cannot happen) */
 		describe_status(status, st, sizeof(st));
 		up = now_ms() - sv->started;
 		sv->pid = 0;
@@ -408,34 +443,34 @@ reap(int stopping)
 			sv->backoff = SV_BACKOFF_MIN;
 		sv->restart_at = now_ms() + sv->backoff;
 		sv_log("exit %s pid %ld: %s after %lld.%03lld s; restart in "
-		    "%ld ms", sv->name, (long)pid, st, up / 1000, up % 1000,
-		    sv->backoff);
+		       "%ld ms",
+		    sv->name, (long)pid, st, up / 1000, up % 1000, sv->backoff);
 		sv->backoff *= 2;
 		if (sv->backoff > SV_BACKOFF_MAX)
 			sv->backoff = SV_BACKOFF_MAX;
 	}
 }
 
-/* running - the number of children still alive. */
+/* running - the number of children in services[lo, hi) still alive. */
 static int
-running(void)
+running(int lo, int hi)
 {
-	int	 i, n = 0;
+	int i, n = 0;
 
-	for (i = 0; i < nservices; i++)
+	for (i = lo; i < hi; i++)
 		if (services[i].pid > 0)
 			n++;
 	return n;
 }
 
-/* signal_all - sig to every running child's process group (or the child
- * alone if it left its group). */
+/* signal_range - sig to the process group of every running child in
+ * services[lo, hi) (or to the child alone if it left its group). */
 static void
-signal_all(int sig)
+signal_range(int lo, int hi, int sig)
 {
-	int	 i;
+	int i;
 
-	for (i = 0; i < nservices; i++) {
+	for (i = lo; i < hi; i++) {
 		if (services[i].pid <= 0)
 			continue;
 		if (kill(-services[i].pid, sig) == -1)
@@ -443,44 +478,116 @@ signal_all(int sig)
 	}
 }
 
-/* shutdown_all - TERM, wait up to SV_STOP_MS, KILL the rest, reap. */
+/* stop_range - TERM services[lo, hi), wait up to SV_STOP_MS, KILL the
+ * rest and reap them. */
 static void
-shutdown_all(const sigset_t *set)
+stop_range(const sigset_t *set, int lo, int hi)
 {
+	char pidpath[PATH_MAX];
 	struct timespec ts;
 	long long deadline, left;
 	siginfo_t si;
-	int	 i;
+	int i;
 
-	sv_log("stopping %d service(s)", running());
-	signal_all(SIGTERM);
+	if (running(lo, hi) == 0)
+		return;
+	signal_range(lo, hi, SIGTERM);
 	deadline = now_ms() + SV_STOP_MS;
 	reap(1);
-	while (running() > 0 && (left = deadline - now_ms()) > 0) {
+	while (running(lo, hi) > 0 && (left = deadline - now_ms()) > 0) {
 		ts.tv_sec = left / 1000;
 		ts.tv_nsec = (left % 1000) * 1000000;
-		(void)sigtimedwait(set, &si, &ts);	/* any outcome */
+		(void)sigtimedwait(set, &si, &ts); /* any outcome */
 		reap(1);
 	}
-	if (running() > 0) {
-		for (i = 0; i < nservices; i++)
-			if (services[i].pid > 0)
-				sv_log("%s pid %ld did not stop in %d s: "
-				    "SIGKILL", services[i].name,
-				    (long)services[i].pid, SV_STOP_MS / 1000);
-		signal_all(SIGKILL);
-		/* SIGKILL cannot be caught: each wait ends promptly. */
-		for (i = 0; i < nservices; i++)
-			if (services[i].pid > 0 &&
-			    waitpid(services[i].pid, NULL, 0) > 0) {
-				char pidpath[PATH_MAX];
-
-				if (service_pidfile(&services[i], pidpath,
-				    sizeof(pidpath)) == 0)
-					unlink(pidpath);
-				services[i].pid = 0;
-			}
+	if (running(lo, hi) == 0)
+		return;
+	for (i = lo; i < hi; i++)
+		if (services[i].pid > 0)
+			sv_log("%s pid %ld did not stop in %d s: SIGKILL",
+			    services[i].name, (long)services[i].pid,
+			    SV_STOP_MS / 1000);
+	signal_range(lo, hi, SIGKILL);
+	/* SIGKILL cannot be caught: each wait ends promptly. */
+	for (i = lo; i < hi; i++) {
+		if (services[i].pid <= 0 ||
+		    waitpid(services[i].pid, NULL, 0) <= 0)
+			continue;
+		if (service_pidfile(&services[i], pidpath, sizeof(pidpath)) ==
+		    0)
+			unlink(pidpath);
+		services[i].pid = 0;
 	}
+}
+
+/* shutdown_all - stop every service; the first one (the log sink, errord)
+ * last, so it still takes what the others log while they stop. */
+static void
+shutdown_all(const sigset_t *set)
+{
+	sv_log("stopping %d service(s)", running(0, nservices));
+	stop_range(set, 1, nservices);
+	stop_range(set, 0, 1);
+}
+
+/* start_due - start every service whose restart time has come. */
+static void
+start_due(void)
+{
+	long long t = now_ms();
+	int i;
+
+	for (i = 0; i < nservices; i++)
+		if (services[i].pid == 0 && services[i].restart_at &&
+		    services[i].restart_at <= t)
+			service_start(&services[i]);
+}
+
+/* try_connect - 0 if something accepts TCP connections at sv's ready
+ * address. */
+static int
+try_connect(const struct service *sv)
+{
+	int fd, rc;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	rc =
+	    connect(fd, (const struct sockaddr *)&sv->ready, sizeof(sv->ready));
+	close(fd);
+	return rc;
+}
+
+/* wait_ready - after the first start of a service with a ready address,
+ * wait up to SV_READY_MS for it to accept connections, so the services
+ * after it find it up.  Returns 1 if a stop signal came meanwhile. */
+static int
+wait_ready(struct service *sv, const sigset_t *set)
+{
+	struct timespec ts = {0, SV_READY_POLL * 1000000L};
+	long long deadline = now_ms() + SV_READY_MS;
+	siginfo_t si;
+	int sig;
+
+	while (now_ms() < deadline) {
+		if (sv->pid == 0)
+			return 0; /* exited: reap() logged it */
+		if (try_connect(sv) == 0) {
+			sv_log("%s ready", sv->name);
+			return 0;
+		}
+		sig = sigtimedwait(set, &si, &ts);
+		if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
+			sv_log("%s received", strsignal(sig));
+			return 1;
+		}
+		if (sig == SIGCHLD)
+			reap(0);
+		start_due(); /* services before this one keep restarting */
+	}
+	sv_log("%s not ready after %d s; starting the others", sv->name,
+	    SV_READY_MS / 1000);
+	return 0;
 }
 
 /* lock_pidfile - open and flock path; exits if another supervisor holds
@@ -488,7 +595,7 @@ shutdown_all(const sigset_t *set)
 static int
 lock_pidfile(const char *path)
 {
-	int	 fd;
+	int fd;
 
 	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) == -1)
 		sv_die("%s: %s", path, strerror(errno));
@@ -504,8 +611,8 @@ lock_pidfile(const char *path)
 static void
 store_pid(int fd, const char *path, pid_t pid)
 {
-	char	 buf[32];
-	int	 n;
+	char buf[32];
+	int n;
 
 	n = snprintf(buf, sizeof(buf), "%ld\n", (long)pid);
 	if (ftruncate(fd, 0) == -1 || pwrite(fd, buf, (size_t)n, 0) != n)
@@ -518,15 +625,15 @@ store_pid(int fd, const char *path, pid_t pid)
 static void
 detach(int pidfd, const char *pidfile)
 {
-	char	 logpath[PATH_MAX];
-	pid_t	 pid;
-	int	 fd;
+	char logpath[PATH_MAX];
+	pid_t pid;
+	int fd;
 
-	if (path_join(logpath, sizeof(logpath), logdir, "supervise",
-	    ".log") == -1)
+	if (path_join(logpath, sizeof(logpath), logdir, "supervise", ".log") ==
+	    -1)
 		sv_die("%s: path too long", logdir);
 	if ((fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-	    0640)) == -1)
+		 0640)) == -1)
 		sv_die("%s: %s", logpath, strerror(errno));
 	fflush(NULL);
 	if ((pid = fork()) == -1)
@@ -554,8 +661,10 @@ detach(int pidfd, const char *pidfile)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: %s [-b] -c services -p pidfile -r rundir "
-	    "-l logdir\n", progname);
+	fprintf(stderr,
+	    "usage: %s [-b] -c services -p pidfile -r rundir "
+	    "-l logdir\n",
+	    progname);
 	exit(2);
 }
 
@@ -576,7 +685,7 @@ main(int argc, char **argv)
 	sigset_t set;
 	siginfo_t si;
 	long long next, t;
-	int	 ch, background = 0, pidfd, i, sig, stop = 0;
+	int ch, background = 0, pidfd, i, sig, stop = 0;
 
 	while ((ch = getopt(argc, argv, "bc:p:r:l:h")) != -1) {
 		switch (ch) {
@@ -603,6 +712,10 @@ main(int argc, char **argv)
 	    rundir == NULL || logdir == NULL)
 		usage();
 	load_services(conf);
+	if (access(rundir, W_OK | X_OK) == -1)
+		sv_die("%s: %s", rundir, strerror(errno));
+	if (access(logdir, W_OK | X_OK) == -1)
+		sv_die("%s: %s", logdir, strerror(errno));
 
 	/* Block the signals we wait for before any child exists. */
 	sigemptyset(&set);
@@ -628,8 +741,11 @@ main(int argc, char **argv)
 		store_pid(pidfd, pidfile, getpid());
 
 	sv_log("supervising %d service(s) from %s", nservices, conf);
-	for (i = 0; i < nservices; i++)
+	for (i = 0; i < nservices && !stop; i++) {
 		service_start(&services[i]);
+		if (services[i].ready.sin_port != 0 && services[i].pid > 0)
+			stop = wait_ready(&services[i], &set);
+	}
 
 	while (!stop) {
 		/* Sleep until a signal or the earliest pending restart. */
@@ -655,11 +771,7 @@ main(int argc, char **argv)
 		}
 		if (sig == SIGCHLD)
 			reap(0);
-		t = now_ms();
-		for (i = 0; i < nservices; i++)
-			if (services[i].pid == 0 && services[i].restart_at &&
-			    services[i].restart_at <= t)
-				service_start(&services[i]);
+		start_due();
 	}
 
 	shutdown_all(&set);

@@ -242,11 +242,19 @@ class Stack:
         cmd = [str(PG_BIN / "pg_ctl"), "-D", str(self.pg_datadir()), *args]
         if os.geteuid() == 0:
             cmd = ["runuser", "-u", "postgres", "--"] + cmd
-        return subprocess.run(cmd, capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL, timeout=timeout)
+        with tempfile.TemporaryFile("w+") as out:
+            r = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT,
+                               text=True, stdin=subprocess.DEVNULL,
+                               timeout=timeout)
+            out.seek(0)
+            r.stdout, r.stderr = out.read(), ""
+        return r
 
     def restart_postgres(self):
-        r = self.pg_ctl("restart", "-m", "fast", "-w", "-t", "30")
+        """pg_ctl restart -m fast.  The server's output must go to its log
+        (-l): a server holding our pipe would make the wait endless."""
+        log = os.path.realpath(self.var / "pg" / "postgresql.log")
+        r = self.pg_ctl("restart", "-m", "fast", "-w", "-t", "30", "-l", log)
         if r.returncode != 0:
             raise StackError(f"pg_ctl restart: {r.stdout}{r.stderr}")
 
