@@ -44,7 +44,9 @@ int	 httpc_get_raw(struct httpc *, const char *path, int flags,
 typedef int (*httpc_line_fn)(void *ctx, const char *line, size_t len);
 /* httpc_stream_lines - GET path and call fn per line until the server
  * ends the stream, fn stops it, or (timeout_ms > 0) time runs out.
- * Returns 0, or -1 with *status holding the HTTP status if known. */
+ * Returns 0 when a response arrived, whatever its status: the caller checks
+ * *status (the lines of an error reply are passed to fn too); -1 on a
+ * transport error, with *status holding the HTTP status if known. */
 int	 httpc_stream_lines(struct httpc *, const char *path, long timeout_ms,
 	    httpc_line_fn fn, void *ctx, long *status);
 

@@ -106,7 +106,10 @@ int	 httpd_json_unpack(struct httpd_req *, const char *fmt, ...);
  * to max bytes and returns the count; 0 means "nothing yet": the connection
  * is parked (no thread is held) until httpd_stream_wake; -1 ends the stream.
  * free_fn(ctx) runs once when the stream ends for any reason.
- * httpd_stream_wake may be called from any thread, any number of times.
+ * httpd_stream_wake may be called from any thread, any number of times,
+ * but never while holding a lock that fn takes: fn runs under the stream's
+ * own lock, which wake takes too.  After free_fn returns, nothing may wake
+ * the stream again (free_fn unregisters it from the producer).
  */
 typedef ssize_t (*httpd_stream_fn)(void *ctx, char *buf, size_t max);
 struct httpd_stream *httpd_reply_stream(struct httpd_req *, unsigned status,

@@ -71,6 +71,10 @@ void	 fatal(const char *, ...) ATTR_PRINTF(1, 2) ATTR_NORETURN;
 void	 fatalx(const char *, ...) ATTR_PRINTF(1, 2) ATTR_NORETURN;
 void	 panic(const char *, ...) ATTR_PRINTF(1, 2) ATTR_NORETURN;
 
+/* log_utf8_fix - replace bytes that are not well-formed UTF-8 with '?', in
+ * place (JSON strings must be valid UTF-8). */
+void	 log_utf8_fix(char *);
+
 /* log_now_rfc3339 - current UTC time as 2026-12-03T14:00:00.123456Z. */
 void	 log_now_rfc3339(char *buf, unsigned len);
 

@@ -135,6 +135,54 @@ log_now_rfc3339(char *buf, unsigned len)
 	snprintf(buf, len, "%s.%06ldZ", base, ts.tv_nsec / 1000);
 }
 
+/* log_utf8_fix - replace every byte that is not part of a well-formed UTF-8
+ * sequence with '?', in place. */
+void
+log_utf8_fix(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+
+	while (*p != '\0') {
+		int n, i;
+		unsigned cp;
+
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		if ((*p & 0xe0) == 0xc0) {
+			n = 1;
+			cp = *p & 0x1f;
+		} else if ((*p & 0xf0) == 0xe0) {
+			n = 2;
+			cp = *p & 0x0f;
+		} else if ((*p & 0xf8) == 0xf0) {
+			n = 3;
+			cp = *p & 0x07;
+		} else {
+			*p++ = '?';
+			continue;
+		}
+		for (i = 1; i <= n; i++)
+			if ((p[i] & 0xc0) != 0x80)
+				break;
+		if (i <= n) {
+			*p++ = '?';
+			continue;
+		}
+		for (i = 1; i <= n; i++)
+			cp = (cp << 6) | (p[i] & 0x3f);
+		/* overlong forms, surrogates, beyond U+10FFFF */
+		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
+		    (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff)) {
+			*p++ = '?';
+			continue;
+		}
+		p += n + 1;
+	}
+}
+
 json_t *
 log_make_event(int level, const char *cid, json_t *fields,
     const char *message)
@@ -148,10 +196,15 @@ log_make_event(int level, const char *cid, json_t *fields,
 	json_object_set_new(ev, F_EV_DAEMON, json_string(L.daemon));
 	json_object_set_new(ev, F_EV_PID, json_integer(getpid()));
 	json_object_set_new(ev, F_EV_LEVEL, json_string(log_level_name(level)));
-	/* json_string rejects invalid UTF-8; keep the text, lossy. */
-	if (json_object_set_new(ev, F_EV_MESSAGE, json_string(message)) == -1)
-		json_object_set_new(ev, F_EV_MESSAGE,
-		    json_stringn_nocheck(message, strlen(message)));
+	/* json_string rejects invalid UTF-8, and a batch holding such a
+	 * string could not be encoded at all: keep the text, lossy. */
+	if (json_object_set_new(ev, F_EV_MESSAGE, json_string(message)) == -1) {
+		char *fixed = xstrdup(message);
+
+		log_utf8_fix(fixed);
+		json_object_set_new(ev, F_EV_MESSAGE, json_string(fixed));
+		free(fixed);
+	}
 	if (cid != NULL && *cid != '\0')
 		json_object_set_new(ev, F_EV_CID, json_string(cid));
 	if (fields != NULL)

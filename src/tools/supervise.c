@@ -570,9 +570,8 @@ wait_ready(struct service *sv, const sigset_t *set)
 	int sig;
 
 	while (now_ms() < deadline) {
-		if (sv->pid == 0)
-			return 0; /* exited: reap() logged it */
-		if (try_connect(sv) == 0) {
+		/* One that exits meanwhile is restarted: keep waiting. */
+		if (sv->pid > 0 && try_connect(sv) == 0) {
 			sv_log("%s ready", sv->name);
 			return 0;
 		}
