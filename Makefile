@@ -183,11 +183,10 @@ install: all
 	    $(DESTDIR)$(PREFIX)/sbin/
 	install -m 644 sql/*.sql $(DESTDIR)$(DATADIR)/sql/
 	cp -R templates/. $(DESTDIR)$(DATADIR)/templates/
-	install -m 644 deploy/systemd/*.service deploy/systemd/*.target \
-	    $(DESTDIR)$(PREFIX)/lib/systemd/system/ 2>/dev/null || \
-	    install -m 644 deploy/systemd/* $(DESTDIR)$(PREFIX)/lib/systemd/system/
+	install -m 644 deploy/systemd/* $(DESTDIR)$(PREFIX)/lib/systemd/system/
 	install -m 644 deploy/crontab $(DESTDIR)$(SYSCONFDIR)/cron.d/groups
-	install -m 644 deploy/nginx/* $(DESTDIR)$(DATADIR)/nginx/
+	install -m 644 deploy/nginx/groups.conf deploy/nginx/groups-mail.conf \
+	    $(DESTDIR)$(DATADIR)/nginx/
 	install -m 640 deploy/groups.conf $(DESTDIR)$(SYSCONFDIR)/groups/groups.conf
 	install -m 644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/groups/
 

@@ -439,6 +439,47 @@ past(const struct timespec *t)
 	    (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
 }
 
+/* log_pause - sleep ms unless shutting down; 0 slept, -1 stopping. */
+static int
+log_pause(long ms)
+{
+	struct timespec ts;
+	int stop;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&L.mu);
+	/* new events signal cv too: sleep the whole pause */
+	while (!L.stopping && !past(&ts))
+		pthread_cond_timedwait(&L.cv, &L.mu, &ts);
+	stop = L.stopping && past(&L.deadline);
+	pthread_mutex_unlock(&L.mu);
+	return stop ? -1 : 0;
+}
+
+/* log_ship_retrying - errord may be starting or restarting: try for about
+ * three seconds before giving the batch to the fallback. */
+static int
+log_ship_retrying(json_t **evs, unsigned n)
+{
+	long wait = 200;
+	int attempt;
+
+	for (attempt = 0; attempt < 5; attempt++) {
+		if (log_ship(evs, n) == 0)
+			return 0;
+		if (attempt == 4 || log_pause(wait) == -1)
+			break;
+		wait *= 2;
+	}
+	return -1;
+}
+
 static void *
 log_shipper(void *arg)
 {
@@ -458,21 +499,13 @@ log_shipper(void *arg)
 			L.qlen--;
 		}
 		pthread_mutex_unlock(&L.mu);
-		if (log_ship(batch, n) == 0) {
+		if (log_ship_retrying(batch, n) == 0) {
 			atomic_fetch_add(&log_shipped, n);
 		} else {
-			/* errord is down: keep the lines, wait a little. */
-			struct timespec ts;
-
+			/* errord stayed down: keep the lines on stderr. */
 			atomic_fetch_add(&log_fallbacks, n);
 			for (i = 0; i < n; i++)
 				log_write_stderr(batch[i], 1);
-			pthread_mutex_lock(&L.mu);
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += 1;
-			if (!L.stopping)
-				pthread_cond_timedwait(&L.cv, &L.mu, &ts);
-			pthread_mutex_unlock(&L.mu);
 		}
 		for (i = 0; i < n; i++)
 			json_decref(batch[i]);
