@@ -285,8 +285,9 @@ def test_errtail_unreachable(stack, tmp_path):
     assert "configuration" in out.stderr
 
 
-def test_crash_report_reaches_errord(stack):
-    daemon = "karl"
+@pytest.mark.parametrize("daemon", ["karl", "web", "smtpd", "messageserver",
+                                    "errord"])
+def test_crash_report_reaches_errord(stack, daemon):
     old = stack.pid(daemon)
     assert old and pid_alive(old)
     started = time.time()
@@ -297,6 +298,8 @@ def test_crash_report_reaches_errord(stack):
     assert ev, f"no crash event of {daemon} pid {old} within 5 s"
     assert time.time() - started < 6
     assert daemon in ev.get("backtrace", ""), ev
+    # symbolised: the frame that faulted is named
+    assert "crash_trigger" in ev["backtrace"], ev
     assert len(ev["backtrace"].splitlines()) >= 3, ev
     new = stack.wait_new_pid(daemon, old, timeout=15)
     assert new, "the supervisor did not restart it"
