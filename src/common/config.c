@@ -503,8 +503,14 @@ config_print(const struct config *c, FILE *fp)
 
 	for (i = 0; i < NELEM(config_keys); i++) {
 		char *v = config_get(c, config_keys[i].name);
+		size_t n = strlen(v);
+		/* Quote what the parser would otherwise trim or unquote. */
+		int q = n > 0 && (isspace((unsigned char)v[0]) ||
+		    isspace((unsigned char)v[n - 1]) ||
+		    (n >= 2 && v[0] == '"' && v[n - 1] == '"'));
 
-		fprintf(fp, "%s = %s\n", config_keys[i].name, v);
+		fprintf(fp, q ? "%s = \"%s\"\n" : "%s = %s\n",
+		    config_keys[i].name, v);
 		free(v);
 	}
 }

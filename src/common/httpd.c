@@ -444,12 +444,30 @@ httpd_access(void *cls, struct MHD_Connection *conn, const char *url,
 		/* Refuse a declared oversize body before reading it. */
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 		    MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl != NULL && strtoull(cl, NULL, 10) > req->max_body)
+		if (req->route == NULL)
+			return MHD_YES;		/* 404/405 once complete */
+		/* Answer now, without reading a body: MHD sends no
+		 * "100 Continue" and closes the connection after. */
+		if (!(req->route->flags & HTTPD_PUBLIC) &&
+		    !httpd_authorized(req)) {
+			log_warnx("httpd: unauthorized %s %s from %s", method,
+			    url, req->peer);
+			httpd_reply_error(req, 401,
+			    "missing or wrong credentials");
+			return MHD_YES;
+		}
+		if (cl != NULL && strtoull(cl, NULL, 10) > req->max_body) {
 			req->too_big = 1;
+			log_warnx("httpd: %s %s from %s: declared body over "
+			    "%zu bytes", method, url, req->peer,
+			    req->max_body);
+			httpd_reply_error(req, 413, "body larger than %zu bytes",
+			    req->max_body);
+		}
 		return MHD_YES;
 	}
 	if (*upload_data_size > 0) {
-		if (!req->too_big) {
+		if (!req->too_big && !req->replied) {
 			if (req->body->len + *upload_data_size > req->max_body)
 				req->too_big = 1;
 			else
@@ -644,7 +662,6 @@ httpd_start(const struct httpd_config *conf)
 	    (unsigned)(conf->threads > 1 ? conf->threads : 0),
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-	    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
 	    MHD_OPTION_END);
 	if (h->mhd == NULL) {
 		log_err("httpd: cannot listen on %s:%d", conf->host,

@@ -537,6 +537,7 @@ log_start_shipper(const char *url, const char *secret, unsigned queue_max)
 		return 0;
 	}
 	L.qcap = queue_max ? queue_max : LOG_QUEUE_DEFAULT;
+	L.qhead = L.qlen = 0;
 	L.q = xcalloc(L.qcap, sizeof(*L.q));
 	L.clnt = httpc_new(url, secret, 3000);
 	L.stopping = 0;

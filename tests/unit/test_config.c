@@ -7,6 +7,7 @@
  * lines, CRLF, quotes, K/M/G suffixes, booleans, choices), ${var_dir}
  * expansion, every kind of error with the file and line it names,
  * config_get/config_print round trips, loading from a file and the secret.
+ *
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +23,7 @@
 
 #include "bounds.h"
 #include "config.h"
+
 
 struct fixture {
 	char	dir[PATH_MAX];
@@ -411,6 +413,27 @@ test_print_roundtrip(void **state)
 }
 
 static void
+test_print_roundtrip_quoting(void **state)
+{
+	struct config a, b;
+	char err[256], *pa;
+
+	(void)state;
+	assert_int_equal(parse(&a, "domain = \"  padded  \"\n"
+	    "templates_dir = \"\"quoted\"\"\n", err, sizeof(err)), 0);
+	assert_string_equal(a.domain, "  padded  ");
+	assert_string_equal(a.templates_dir, "\"quoted\"");
+	pa = print_to_string(&a);
+	assert_int_equal(config_parse(&b, pa, strlen(pa), "printed", err,
+	    sizeof(err)), 0);
+	free(pa);
+	assert_string_equal(b.domain, a.domain);
+	assert_string_equal(b.templates_dir, a.templates_dir);
+	config_free(&a);
+	config_free(&b);
+}
+
+static void
 test_print_doc(void **state)
 {
 	char *buf = NULL, *line, *nl, *p;
@@ -526,6 +549,7 @@ main(void)
 		cmocka_unit_test(test_port_clash),
 		cmocka_unit_test(test_get),
 		cmocka_unit_test(test_print_roundtrip),
+		cmocka_unit_test(test_print_roundtrip_quoting),
 		cmocka_unit_test(test_print_doc),
 		cmocka_unit_test_setup_teardown(test_load_file, setup_dir,
 		    teardown_dir),
@@ -533,5 +557,8 @@ main(void)
 		    teardown_dir),
 	};
 
+	/* GROUPS_TEST_FILTER=pattern runs only the matching tests */
+	if (getenv("GROUPS_TEST_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("GROUPS_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -304,5 +304,8 @@ main(void)
 		cmocka_unit_test(test_append_overflow_panics),
 	};
 
+	/* GROUPS_TEST_FILTER=pattern runs only the matching tests */
+	if (getenv("GROUPS_TEST_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("GROUPS_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

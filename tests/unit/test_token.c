@@ -310,5 +310,8 @@ main(void)
 		cmocka_unit_test(test_random_id),
 	};
 
+	/* GROUPS_TEST_FILTER=pattern runs only the matching tests */
+	if (getenv("GROUPS_TEST_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("GROUPS_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
