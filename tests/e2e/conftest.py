@@ -43,6 +43,9 @@ def stack():
     st = _start(Stack())
     yield st
     st.stop()
+    if st.sanitizer_reports:
+        pytest.fail("sanitizer reports in the daemons' logs:\n" +
+                    "\n".join(st.sanitizer_reports[:20]), pytrace=False)
 
 
 @pytest.fixture
@@ -56,5 +59,10 @@ def make_stack():
         made.append(st)
         return st
     yield make
+    reports = []
     for st in made:
         st.stop()
+        reports += st.sanitizer_reports
+    if reports:
+        pytest.fail("sanitizer reports in the daemons' logs:\n" +
+                    "\n".join(reports[:20]), pytrace=False)

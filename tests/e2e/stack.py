@@ -169,18 +169,34 @@ class Stack:
     def stop(self):
         """deploy/stack stop, then remove the directory.  Returns the
         CompletedProcess of stop (None if never started)."""
+        self.sanitizer_reports = []
         if not self.started:
             return None
         self.started = False
         r = None
         try:
             r = self.run_stack("stop", timeout=STOP_TIMEOUT)
+            self.sanitizer_reports = self.find_sanitizer_reports()
         finally:
             if not self.keep:
                 self.remove()
             else:
                 print(f"stack: kept {self.top}")
         return r
+
+    SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                       "runtime error:")
+
+    def find_sanitizer_reports(self):
+        """Lines of ASan/LSan/UBSan reports in the daemons' logs (an ASan
+        build logs them there; the tests must not pass over them)."""
+        found = []
+        for log in sorted((self.var / "log").glob("*.log")):
+            text = log.read_text(errors="replace")
+            for line in text.splitlines():
+                if any(m in line for m in self.SANITIZER_MARKS):
+                    found.append(f"{log.name}: {line.strip()}")
+        return found
 
     def remove(self):
         if self.top is None:
