@@ -40,6 +40,7 @@ struct errtail {
 	int		 color;
 	int		 follow;
 	unsigned long	 shown;
+	json_int_t	 last_seq;	/* highest seq printed; 0: none */
 };
 
 static const char *const level_color[] = {
@@ -214,7 +215,13 @@ static int
 on_event(void *ctx, json_t *ev, const char *line, size_t len)
 {
 	struct errtail *et = ctx;
+	json_int_t seq = json_integer_value(json_object_get(ev, F_EV_SEQ));
 
+	/* After a reconnect the history overlaps what was printed. */
+	if (seq > 0 && seq <= et->last_seq)
+		return 0;
+	if (seq > et->last_seq)
+		et->last_seq = seq;
 	if (et->json) {
 		fwrite(line, 1, len, stdout);
 		putchar('\n');
@@ -268,7 +275,7 @@ main(int argc, char **argv)
 	char	 err[512], since[32], api[2 * TOKEN_KEY_LEN + 1];
 	char	*url = NULL;
 	long	 status;
-	int	 ch, rc;
+	int	 ch, rc, ever;
 
 	memset(&p, 0, sizeof(p));
 	memset(&et, 0, sizeof(et));
@@ -321,6 +328,25 @@ main(int argc, char **argv)
 	rc = errord_clnt_tail(clnt, &q, et.follow ? 0 : ERRTAIL_TIMEOUT_MS,
 	    on_event, &et, &status, err, sizeof(err));
 	fflush(stdout);
+	/*
+	 * Following: errord restarted or went away after we were connected.
+	 * Reconnect every second until interrupted; the new history is
+	 * deduplicated by seq, which errord keeps across restarts.
+	 */
+	ever = rc >= 0 || status == 200;
+	while (et.follow && ever && (rc >= 0 || status == 0 ||
+	    status == 200)) {
+		struct timespec pause = { 1, 0 };
+
+		if (rc >= 0 || status == 200)
+			fprintf(stderr, "errtail: errord ended the stream; "
+			    "reconnecting\n");
+		nanosleep(&pause, NULL);
+		q.limit = ERRORD_TAIL_MAX;
+		rc = errord_clnt_tail(clnt, &q, 0, on_event, &et, &status, err,
+		    sizeof(err));
+		fflush(stdout);
+	}
 	clnt = errord_clnt_free(clnt);
 	if (rc < 0) {
 		if (status == 0)
@@ -328,8 +354,7 @@ main(int argc, char **argv)
 			    url);
 		else
 			fprintf(stderr, "errtail: %s\n", err);
-	} else if (et.follow)
-		fprintf(stderr, "errtail: errord ended the stream\n");
+	}
 	free(url);
 	config_free(&cfg);
 	return rc < 0 ? 1 : 0;

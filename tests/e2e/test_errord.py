@@ -192,6 +192,40 @@ def test_follow_gets_new_events(stack):
             p.wait()
 
 
+def test_follow_survives_errord_restart(stack):
+    """errtail -f reconnects when errord is killed and restarted, and does
+    not print what it already printed (dedup by seq)."""
+    t = tag()
+    assert post(stack, event(f"one {t}")).status == 200
+    p = subprocess.Popen([str(bin_dir() / "errtail"), "-c", str(stack.conf),
+                          "-f", "--json", "--text", t],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    lines = []
+    reader = threading.Thread(
+        target=lambda: [lines.append(x) for x in p.stdout], daemon=True)
+    reader.start()
+    try:
+        assert wait_for(lambda: len(lines) >= 1, 10)
+        old = stack.pid("errord")
+        os.kill(old, signal.SIGKILL)
+        assert stack.wait_new_pid("errord", old, timeout=15)
+        assert stack.wait_healthy("errord", timeout=15)
+        assert post(stack, event(f"two {t}")).status == 200
+        assert wait_for(lambda: len(lines) >= 2, 10), lines
+        time.sleep(0.5)     # nothing printed twice after the reconnect
+        assert [json.loads(x)["message"] for x in lines] == \
+            [f"one {t}", f"two {t}"]
+        assert p.poll() is None
+    finally:
+        p.send_signal(signal.SIGINT)
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
 def test_follow_over_http_parks_and_streams(stack):
     """Two followers over raw HTTP with different filters."""
     t = tag()
