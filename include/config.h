@@ -45,6 +45,7 @@ struct config {
 	int	 errord_keep_days;
 	int	 errord_ring;
 	int	 errord_sync;
+	int	 errord_heartbeat;
 	/* web */
 	int	 web_port;
 	int	 web_public_port;

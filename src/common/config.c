@@ -90,6 +90,8 @@ static const struct config_key config_keys[] = {
 	    "recent events kept in memory for tail -f"),
 	K_BOOL(errord_sync, "yes",
 	    "fdatasync the store before acknowledging events"),
+	K_INT(errord_heartbeat, "15", 1, 3600,
+	    "seconds between empty lines to idle tail -f clients"),
 	K_PORT(web_port, "17101", "web HTTP port (behind nginx)"),
 	K_PORT(web_public_port, "8443", "HTTPS port nginx serves the web on"),
 	K_PORT(smtpd_port, "17102", "smtpd HTTP port (API, nginx auth_http)"),

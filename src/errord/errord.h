@@ -114,9 +114,13 @@ void	 errord_ring_snapshot(uint64_t *last_seq, uint64_t *file_seq,
 	    off_t *file_size);
 /* errord_ring_read - append to out the matching lines after *next (up to
  * about max bytes), advancing *next; a "N events skipped" line if *next
- * fell out of the ring.  Returns bytes appended; -1 once stopping. */
-ssize_t	 errord_ring_read(uint64_t *next, const struct errord_tail_query *q,
-	    struct strbuf *out, size_t max);
+ * fell out of the ring; an empty line if nothing else is due and a
+ * heartbeat passed since *beat.  Returns bytes appended; -1 once
+ * stopping. */
+ssize_t	 errord_ring_read(uint64_t *next, uint64_t *beat,
+	    const struct errord_tail_query *q, struct strbuf *out, size_t max);
+/* errord_ring_heartbeat - every follower sends an empty line soon. */
+void	 errord_ring_heartbeat(void);
 
 /* A tail -f stream, woken after each commit. */
 struct errord_follower {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * errord_crash.c - errord's run loop: crash reports and periodic retention.
+ * errord_crash.c - errord's run loop: crash reports, retention, heartbeats.
  *
  * Every second the loop collects the finished crash reports in crash_dir
  * (crash_collect, crash.h) and stores each as a crit event with its
@@ -10,7 +10,9 @@
  * closest valid one (unknown keys moved under "fields", backtrace cut)
  * rather than retried forever.  It also applies the retention rules: at
  * start, after each rotation (the writer kicks it) and once an hour, so
- * errord_keep_days applies even without new events.
+ * errord_keep_days applies even without new events.  And every
+ * errord_heartbeat seconds it has idle tail -f streams send an empty line,
+ * so a follower whose client went away is noticed and freed.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -134,7 +136,7 @@ void
 errord_crash_run(void)
 {
 	struct timespec ts;
-	time_t	 last_retention = time(NULL);
+	time_t	 last_retention = time(NULL), last_beat = time(NULL);
 	int	 warned = 0, kicked, n;
 
 	pthread_mutex_lock(&crash_mu);
@@ -158,6 +160,10 @@ errord_crash_run(void)
 		if (kicked || time(NULL) - last_retention >= RETENTION_EVERY) {
 			errord_store_retention();
 			last_retention = time(NULL);
+		}
+		if (time(NULL) - last_beat >= cfg.errord_heartbeat) {
+			errord_ring_heartbeat();
+			last_beat = time(NULL);
 		}
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += CRASH_SCAN_MS / 1000;

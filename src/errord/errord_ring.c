@@ -45,6 +45,7 @@ static struct {
 	uint64_t	 file_seq;
 	off_t		 file_size;
 	int		 stopping;
+	uint64_t	 beat;		/* heartbeat generation */
 	pthread_mutex_t	 fmu;
 	struct errord_follower *followers;
 } R = {
@@ -192,8 +193,8 @@ skipped_line(struct strbuf *out, uint64_t n)
 
 /* errord_ring_read - lines for a follower at *next. */
 ssize_t
-errord_ring_read(uint64_t *next, const struct errord_tail_query *q,
-    struct strbuf *out, size_t max)
+errord_ring_read(uint64_t *next, uint64_t *beat,
+    const struct errord_tail_query *q, struct strbuf *out, size_t max)
 {
 	size_t	 before = out->len;
 	uint64_t first, skipped = 0;
@@ -217,6 +218,11 @@ errord_ring_read(uint64_t *next, const struct errord_tail_query *q,
 			strbuf_append(out, e->line, e->len);
 		(*next)++;
 	}
+	/* Nothing to send since the last heartbeat: an empty line, so a
+	 * client that went away is noticed and its connection freed. */
+	if (out->len == before && *beat != R.beat)
+		strbuf_putc(out, '\n');
+	*beat = R.beat;
 	pthread_mutex_unlock(&R.mu);
 	if (skipped > 0)
 		metric_add(errord_m.skipped, (int64_t)skipped);
@@ -255,6 +261,17 @@ errord_ring_unfollow(struct errord_follower *f)
 	f->stream = NULL;
 	pthread_mutex_unlock(&R.fmu);
 	metric_add(errord_m.followers, -1);
+}
+
+/* errord_ring_heartbeat - make every parked follower send an empty line
+ * (clients skip it), which detects followers whose client is gone. */
+void
+errord_ring_heartbeat(void)
+{
+	pthread_mutex_lock(&R.mu);
+	R.beat++;
+	pthread_mutex_unlock(&R.mu);
+	wake_all();
 }
 
 /* errord_ring_stop - every follower ends its stream. */

@@ -47,6 +47,7 @@ struct tail {
 	struct strbuf	*out;
 	size_t		 outpos;
 	uint64_t	 next;		/* follow: next seq wanted */
+	uint64_t	 beat;		/* heartbeat generation seen */
 	int		 following;
 	struct errord_follower f;
 };
@@ -156,7 +157,7 @@ tail_refill(struct tail *t)
 		return 1;
 	if (!t->q.follow)
 		return -1;
-	r = errord_ring_read(&t->next, &t->q, t->out, TAIL_CHUNK);
+	r = errord_ring_read(&t->next, &t->beat, &t->q, t->out, TAIL_CHUNK);
 	if (r < 0)
 		return -1;
 	return r > 0;

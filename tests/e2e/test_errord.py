@@ -19,6 +19,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -585,3 +586,31 @@ def test_slow_follower_gets_skipped_line(private_errord):
     assert m, text[:300]
     assert int(m.group(1)) > 0
     assert text.index("events skipped") < text.index("the end")
+
+
+def test_heartbeat_frees_gone_followers(private_errord):
+    """A tail -f client that goes away while nothing is logged is noticed
+    through the heartbeat's empty lines, and its stream is freed; a live
+    follower sees the empty lines (which clients skip) and stays."""
+    e = private_errord(errord_heartbeat=1).start()
+
+    def followers():
+        m = re.search(r"^errord_followers (\d+)$",
+                      e.request("GET", "/metrics").body.decode(), re.M)
+        return int(m.group(1))
+
+    live = http.client.HTTPConnection("127.0.0.1", e.port, timeout=10)
+    live.request("GET", "/v1/tail?follow=1&limit=0",
+                 headers={"Authorization": f"Bearer {e.api}"})
+    resp = live.getresponse()
+    assert resp.status == 200
+    gone = socket.create_connection(("127.0.0.1", e.port), timeout=5)
+    gone.sendall((f"GET /v1/tail?follow=1&limit=0 HTTP/1.1\r\n"
+                  f"Host: x\r\nAuthorization: Bearer {e.api}\r\n\r\n")
+                 .encode())
+    assert gone.recv(12).startswith(b"HTTP/1.1 200")
+    assert wait_for(lambda: followers() == 2, 5)
+    gone.close()
+    assert wait_for(lambda: followers() == 1, 10), followers()
+    assert resp.fp.readline() in (b"\n", b"1\r\n")   # a heartbeat arrived
+    live.close()
