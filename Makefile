@@ -118,7 +118,7 @@ stop:
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
-e2e: all
+e2e: all $(UNIT_BIN)
 	GROUPS_BIN=$(CURDIR)/$(BUILD)/bin $(PYTHON) -m pytest -q tests/e2e $(PYTEST_ARGS)
 
 test: deps
