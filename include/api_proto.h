@@ -28,6 +28,26 @@
 /* smtpd: nginx mail proxy auth_http (GET; Auth-* request headers). */
 #define API_SMTPD_AUTH		"/v1/auth"
 
+/* messageserver (see messageserver_clnt.h for the bodies). */
+#define API_MS_RCPT		"/v1/rcpt"	/* route one recipient */
+#define API_MS_INBOUND		"/v1/inbound"	/* a message from smtpd */
+#define API_MS_POSTS		"/v1/posts"	/* a post from web/crawlers */
+
+#define F_MS_RCPT		"rcpt"
+#define F_MS_RCPTS		"rcpts"
+#define F_MS_ROUTE		"route"		/* post|bounce|command|owner|forward */
+#define F_MS_GROUP		"group"
+#define F_MS_DOMAIN		"domain"
+#define F_MS_COMMAND		"command"	/* for route command */
+#define F_MS_DETAIL		"detail"	/* VERP token, forward target */
+#define F_MS_MAIL_FROM		"mail_from"
+#define F_MS_CLIENT_ADDR	"client_addr"
+#define F_MS_CLIENT_HELO	"client_helo"
+#define F_MS_CID		"cid"
+#define F_MS_RAW		"raw"		/* base64url of the bytes */
+#define F_MS_STATUS		"status"	/* archived|held|duplicate|... */
+#define F_MS_MESSAGES		"messages"	/* per-recipient results */
+
 /* Error bodies: {"error": "<reason>"} with a 4xx/5xx status. */
 #define F_ERROR			"error"
 

@@ -55,6 +55,15 @@ struct config {
 	int	 smtp_public_port;
 	long	 smtpd_max_message;
 	char	*smtpd_xclient_hosts;
+	char	*smtpd_hostname;
+	char	*smtpd_tls_cert;
+	char	*smtpd_tls_key;
+	int	 smtpd_max_rcpts;
+	int	 smtpd_max_conns;
+	int	 smtpd_max_conns_per_ip;
+	int	 smtpd_max_errors;
+	int	 smtpd_cmd_timeout;
+	int	 smtpd_data_timeout;
 	/* messageserver */
 	int	 messageserver_port;
 	/* karl */

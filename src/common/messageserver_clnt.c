@@ -1,0 +1,246 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * messageserver_clnt.c - the client of messageserver's API and the
+ * encode/decode pair of its bodies (see messageserver_clnt.h).
+ *
+ * The raw message travels base64url-encoded: JSON strings must be UTF-8,
+ * and mail may be 8-bit in any charset.  Nothing is retried here: a
+ * message whose hand-over failed gets a 451 from smtpd and the sending MTA
+ * retries; messageserver de-duplicates by Message-ID.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_proto.h"
+#include "httpc.h"
+#include "log.h"
+#include "messageserver_clnt.h"
+#include "token.h"
+#include "xalloc.h"
+
+struct messageserver_clnt {
+	struct httpc	*http;
+};
+
+static const char *const route_names[] = {
+	[MS_ROUTE_POST] = "post",
+	[MS_ROUTE_BOUNCE] = "bounce",
+	[MS_ROUTE_COMMAND] = "command",
+	[MS_ROUTE_OWNER] = "owner",
+	[MS_ROUTE_FORWARD] = "forward",
+};
+
+const char *
+ms_route_name(enum ms_route_kind k)
+{
+	if ((size_t)k >= NELEM(route_names))
+		return "?";
+	return route_names[k];
+}
+
+int
+ms_route_parse(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < NELEM(route_names); i++)
+		if (strcmp(s, route_names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+json_t *
+ms_inbound_encode(const struct ms_envelope *env, const void *raw, size_t len)
+{
+	json_t *j = json_object(), *rc = json_array();
+	char *b64;
+	size_t i;
+
+	for (i = 0; i < env->nrcpts; i++)
+		json_array_append_new(rc, json_string(env->rcpts[i]));
+	json_object_set_new(j, F_MS_MAIL_FROM, json_string(env->mail_from));
+	json_object_set_new(j, F_MS_RCPTS, rc);
+	json_object_set_new(j, F_MS_CLIENT_ADDR,
+	    json_string(env->client_addr ? env->client_addr : ""));
+	json_object_set_new(j, F_MS_CLIENT_HELO,
+	    json_string(env->client_helo ? env->client_helo : ""));
+	if (env->cid != NULL)
+		json_object_set_new(j, F_MS_CID, json_string(env->cid));
+	b64 = token_b64url_encode(raw, len);
+	json_object_set_new(j, F_MS_RAW, json_string(b64));
+	free(b64);
+	return j;
+}
+
+void
+ms_inbound_free(struct ms_inbound *in)
+{
+	size_t i;
+
+	if (in == NULL)
+		return;
+	free(in->mail_from);
+	for (i = 0; i < in->nrcpts; i++)
+		free(in->rcpts[i]);
+	free(in->rcpts);
+	free(in->client_addr);
+	free(in->client_helo);
+	free(in->cid);
+	free(in->raw);
+	memset(in, 0, sizeof(*in));
+}
+
+int
+ms_inbound_decode(json_t *body, struct ms_inbound *out, char *err,
+    size_t errlen)
+{
+	const char *from, *addr, *helo, *cid = NULL, *raw;
+	json_t *rcpts, *v;
+	json_error_t je;
+	size_t i, rawlen;
+
+	memset(out, 0, sizeof(*out));
+	if (json_unpack_ex(body, &je, JSON_STRICT,
+	    "{s:s, s:o, s:s, s:s, s?:s, s:s}", F_MS_MAIL_FROM, &from,
+	    F_MS_RCPTS, &rcpts, F_MS_CLIENT_ADDR, &addr, F_MS_CLIENT_HELO,
+	    &helo, F_MS_CID, &cid, F_MS_RAW, &raw) == -1) {
+		snprintf(err, errlen, "%s", je.text);
+		return -1;
+	}
+	if (!json_is_array(rcpts) || json_array_size(rcpts) == 0 ||
+	    json_array_size(rcpts) > SMTP_MAX_RCPTS) {
+		snprintf(err, errlen, "%s: 1..%d addresses", F_MS_RCPTS,
+		    SMTP_MAX_RCPTS);
+		return -1;
+	}
+	if (strlen(from) > MS_ADDR_MAX) {
+		snprintf(err, errlen, "%s too long", F_MS_MAIL_FROM);
+		return -1;
+	}
+	json_array_foreach(rcpts, i, v) {
+		if (!json_is_string(v) || json_string_length(v) == 0 ||
+		    json_string_length(v) > MS_ADDR_MAX) {
+			snprintf(err, errlen, "%s[%zu]: not an address",
+			    F_MS_RCPTS, i);
+			return -1;
+		}
+	}
+	rawlen = strlen(raw);
+	out->raw = token_b64url_decode(raw, rawlen, &out->rawlen);
+	if (out->raw == NULL) {
+		snprintf(err, errlen, "%s: not base64url", F_MS_RAW);
+		return -1;
+	}
+	out->mail_from = xstrdup(from);
+	out->client_addr = xstrdup(addr);
+	out->client_helo = xstrdup(helo);
+	out->cid = cid ? xstrdup(cid) : NULL;
+	out->nrcpts = json_array_size(rcpts);
+	out->rcpts = xcalloc(out->nrcpts, sizeof(*out->rcpts));
+	json_array_foreach(rcpts, i, v)
+		out->rcpts[i] = xstrdup(json_string_value(v));
+	return 0;
+}
+
+struct messageserver_clnt *
+messageserver_clnt_new(const char *url, const char *secret, long timeout_ms)
+{
+	struct messageserver_clnt *c = xcalloc(1, sizeof(*c));
+
+	c->http = httpc_new(url, secret, timeout_ms);
+	return c;
+}
+
+struct messageserver_clnt *
+messageserver_clnt_free(struct messageserver_clnt *c)
+{
+	if (c != NULL) {
+		httpc_free(c->http);
+		free(c);
+	}
+	return NULL;
+}
+
+/* copy_field - a string field of j into dst (truncated to fit). */
+static void
+copy_field(json_t *j, const char *key, char *dst, size_t len)
+{
+	const char *s = json_string_value(json_object_get(j, key));
+
+	strlcpy_chk(dst, s ? s : "", len);
+}
+
+int
+messageserver_clnt_rcpt(struct messageserver_clnt *c, const char *addr,
+    struct ms_route *r)
+{
+	json_t *req, *resp = NULL;
+	long status = 0;
+	int rc, kind;
+
+	req = json_pack("{s:s}", F_MS_RCPT, addr);
+	rc = httpc_call(c->http, "POST", API_MS_RCPT, req, HTTPC_IDEMPOTENT,
+	    &status, &resp);
+	json_decref(req);
+	if (rc == -1) {
+		json_decref(resp);
+		return MS_TEMPFAIL;
+	}
+	switch (status) {
+	case 200:
+		kind = ms_route_parse(json_string_value(json_object_get(resp,
+		    F_MS_ROUTE)) ?: "");
+		if (kind == -1) {
+			log_err("messageserver: bad route for %s", addr);
+			rc = MS_TEMPFAIL;
+			break;
+		}
+		memset(r, 0, sizeof(*r));
+		r->kind = (enum ms_route_kind)kind;
+		copy_field(resp, F_MS_GROUP, r->group, sizeof(r->group));
+		copy_field(resp, F_MS_DOMAIN, r->domain, sizeof(r->domain));
+		copy_field(resp, F_MS_COMMAND, r->command, sizeof(r->command));
+		copy_field(resp, F_MS_DETAIL, r->detail, sizeof(r->detail));
+		rc = MS_OK;
+		break;
+	case 404:
+		rc = MS_UNKNOWN;
+		break;
+	case 403:
+		rc = MS_FOREIGN;
+		break;
+	default:
+		rc = MS_TEMPFAIL;
+	}
+	json_decref(resp);
+	return rc;
+}
+
+int
+messageserver_clnt_inbound(struct messageserver_clnt *c,
+    const struct ms_envelope *env, const void *raw, size_t len, char *why,
+    size_t whylen)
+{
+	json_t *req, *resp = NULL;
+	long status = 0;
+	int rc;
+
+	req = ms_inbound_encode(env, raw, len);
+	rc = httpc_call(c->http, "POST", API_MS_INBOUND, req, 0, &status,
+	    &resp);
+	json_decref(req);
+	if (why != NULL && whylen > 0)
+		why[0] = '\0';
+	if (rc == -1)
+		rc = MS_TEMPFAIL;
+	else if (status == 200)
+		rc = MS_OK;
+	else if (status == 422) {
+		if (why != NULL)
+			copy_field(resp, F_ERROR, why, whylen);
+		rc = MS_REFUSED;
+	} else
+		rc = MS_TEMPFAIL;
+	json_decref(resp);
+	return rc;
+}
