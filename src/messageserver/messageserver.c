@@ -2,20 +2,54 @@
 /*
  * messageserver - the one place group messages are processed.
  *
- * Whatever their source (smtpd, web, crawlers), messages will be checked
- * here (sender, permission, moderation, DMARC), archived to PostgreSQL and
- * fanned out through karl; bounces and email commands are processed here
- * too.  This version serves /healthz (including the database) and /metrics
- * while the message API is built.  Trusts: callers holding the API secret.
+ * Endpoints (messageserver_clnt.h has the bodies):
+ *	POST /v1/rcpt		route one recipient (post, owner, command,
+ *				bounce, forward) or refuse it (404/403)
+ *	POST /v1/inbound	a message from smtpd: parsed with GMime and
+ *				archived to PostgreSQL; 200 only after COMMIT
+ * plus /healthz (including the database) and /metrics.  Posting policy,
+ * moderation, DMARC and fan-out through karl are still to come
+ * (docs/messageserver.md).  Trusts: callers holding the API secret; the
+ * message bytes themselves are hostile input.  Keeps no privileges.
  */
+#include "api_proto.h"
 #include "config.h"
 #include "daemon.h"
+#include "messageserver.h"
+
+/* Not const: init sets the inbound bound from the configuration. */
+static struct httpd_route messageserver_routes[] = {
+	{ "POST", API_MS_RCPT, messageserver_rcpt_handler, HTTPD_JSON, 0 },
+	{ "POST", API_MS_INBOUND, messageserver_inbound_handler, HTTPD_JSON,
+	    0 },
+	HTTPD_ROUTE_END
+};
+
+/* messageserver_init - GMime, and the inbound body bound: base64 of the
+ * largest message smtpd accepts plus room for the envelope. */
+static int
+messageserver_init(void)
+{
+	messageserver_mime_init();
+	messageserver_routes[1].max_body =
+	    (size_t)cfg.smtpd_max_message / 3 * 4 + 4 + 64 * 1024;
+	return 0;
+}
+
+static void
+messageserver_fini(void)
+{
+	messageserver_mime_fini();
+}
 
 static const struct daemon_spec messageserver_spec = {
 	.name = "messageserver",
 	.port = &cfg.messageserver_port,
+	.routes = messageserver_routes,
 	.flags = DAEMON_USES_DB,
 	.max_body = 0,
+	.init = messageserver_init,
+	.fini = messageserver_fini,
 };
 
 int
