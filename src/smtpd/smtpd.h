@@ -7,8 +7,30 @@
 
 #include <event2/event.h>
 
+struct messageserver_clnt;
+
+/* smtpd.c: the one messageserver client, shared by every thread. */
+extern struct messageserver_clnt *smtpd_ms;
+
 /* smtpd_session.c: the SMTP listener and its sessions. */
 int	 smtpd_listen(struct event_base *, const char *host, int port);
 void	 smtpd_close(void);
+
+/* smtpd_tls.c: STARTTLS (OpenSSL); smtpd_tls_ctx is NULL when no
+ * certificate is configured. */
+int	 smtpd_tls_init(void);
+void	 smtpd_tls_fini(void);
+struct ssl_ctx_st;
+extern struct ssl_ctx_st *smtpd_tls_ctx;
+
+/*
+ * smtpd_worker.c: a fixed pool of threads for the blocking calls to
+ * messageserver.  work(arg) runs on a worker; done(arg) then runs on the
+ * event loop's thread.  Neither may be NULL; arg is owned by the caller.
+ */
+typedef void (*smtpd_job_fn)(void *);
+int	 smtpd_worker_start(struct event_base *, int nthreads);
+void	 smtpd_worker_submit(smtpd_job_fn work, smtpd_job_fn done, void *arg);
+void	 smtpd_worker_stop(void);
 
 #endif

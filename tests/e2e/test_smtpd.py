@@ -1,16 +1,36 @@
 # SPDX-License-Identifier: MIT
-"""smtpd's SMTP front, spoken to directly on its backend port: bounded
-lines, clear replies to bad commands, XCLIENT only from the allow-list, and a
-temporary (never a permanent) answer to mail transactions until delivery to
-messageserver exists, so senders keep their mail."""
+"""smtpd's SMTP front, spoken to directly on its backend port.
+
+Against the shared stack: the command state machine, bounded lines, clear
+replies to bad commands and parameters, XCLIENT only from the allow-list.
+Against private smtpd instances (build/bin/smtpd -d with their own config):
+a fake messageserver (a few lines of http.server) that routes and accepts
+or refuses messages, so that recipient routing, the end of DATA, the size
+bound, the SMTP smuggling defence, the recipient limit and the Received:
+header are checked end to end; a closed messageserver port (451 4.3.0);
+connection limits; timeouts; STARTTLS with a self-signed certificate."""
+import base64
+import json
+import os
+import select
+import smtplib
 import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
+
+from stack import api_secret_of, bin_dir, free_ports, http_request, wait_for
 
 
 class Smtp:
     def __init__(self, port, source="127.0.0.1"):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=5,
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=10,
                                           source_address=(source, 0))
         self.f = self.s.makefile("rb")
 
@@ -26,8 +46,11 @@ class Smtp:
             if len(line) < 4 or line[3] != "-":
                 return int(line[:3]), "\n".join(lines)
 
+    def send(self, data):
+        self.s.sendall(data if isinstance(data, bytes) else data.encode())
+
     def cmd(self, text):
-        self.s.sendall(text.encode() + b"\r\n")
+        self.send(text.encode() + b"\r\n")
         return self.reply()
 
     def closed(self):
@@ -40,36 +63,249 @@ class Smtp:
         self.s.close()
 
 
+def connect(port, source="127.0.0.1"):
+    c = Smtp(port, source)
+    code, text = c.reply()
+    assert code == 220, text
+    return c
+
+
 @pytest.fixture
 def smtp(stack):
     conns = []
 
-    def connect(source="127.0.0.1"):
-        c = Smtp(stack.ports["smtpd_smtp"], source)
-        code, text = c.reply()
-        assert code == 220, text
+    def make(source="127.0.0.1"):
+        c = connect(stack.ports["smtpd_smtp"], source)
         conns.append(c)
         return c
-    yield connect
+    yield make
     for c in conns:
         c.close()
     assert stack.get("smtpd", "/healthz").status == 200
 
 
-def test_ehlo_advertises_limits(smtp):
+# --- a fake messageserver and private smtpd instances -----------------------
+
+class FakeMessageserver:
+    """POST /v1/rcpt: demo@localhost and its +commands are ours, other
+    localhost addresses unknown (404), other domains foreign (403),
+    tempfail@localhost a 503.  POST /v1/inbound: 200, or 422 when the
+    message contains "REFUSE-ME", 503 when it contains "TEMPFAIL-ME"."""
+
+    def __init__(self):
+        self.inbound = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def answer(self, code, obj):
+                body = json.dumps(obj).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", 0))
+                req = json.loads(self.rfile.read(n))
+                if self.path == "/v1/rcpt":
+                    addr = req["rcpt"].lower()
+                    local, _, domain = addr.rpartition("@")
+                    if addr == "tempfail@localhost":
+                        return self.answer(503, {"error": "busy"})
+                    if domain != "localhost":
+                        return self.answer(403, {"error": "not ours"})
+                    if local.split("+")[0] != "demo":
+                        return self.answer(404, {"error": "no such group"})
+                    return self.answer(200, {
+                        "route": "post", "group": "demo",
+                        "domain": "localhost", "command": "", "detail": ""})
+                if self.path == "/v1/inbound":
+                    raw = req["raw"]
+                    raw = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+                    req["raw"] = raw
+                    fake.inbound.append(req)
+                    if b"REFUSE-ME" in raw:
+                        return self.answer(422, {"error": "no thanks"})
+                    if b"TEMPFAIL-ME" in raw:
+                        return self.answer(503, {"error": "later"})
+                    return self.answer(200, {"status": "posted",
+                                             "messages": []})
+                self.answer(404, {"error": "no route"})
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        if self.httpd is not None:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+            self.httpd = None
+
+
+class PrivateSmtpd:
+    def __init__(self, tmp, ms_port, **keys):
+        self.tmp = Path(tmp)
+        self.http_port, self.port, closed, closed_ms = free_ports(4)
+        (self.tmp / "secret").write_text("private smtpd test secret\n")
+        (self.tmp / "crash").mkdir(exist_ok=True)
+        conf = {
+            "var_dir": str(self.tmp),
+            "crash_dir": str(self.tmp / "crash"),
+            "secret_file": str(self.tmp / "secret"),
+            "user": os.environ.get("USER") or
+            __import__("pwd").getpwuid(os.getuid()).pw_name,
+            "domain": "localhost",
+            "listen_host": "127.0.0.1",
+            "errord_port": closed,
+            "smtpd_port": self.http_port,
+            "smtpd_smtp_port": self.port,
+            "messageserver_port": ms_port or closed_ms,
+            "http_timeout_ms": 2000,
+        }
+        conf.update(keys)
+        self.conf = self.tmp / "smtpd.conf"
+        self.conf.write_text("".join(f"{k} = {v}\n" for k, v in conf.items()))
+        self.log = open(self.tmp / "smtpd.log", "wb")
+        self.proc = subprocess.Popen(
+            [str(bin_dir() / "smtpd"), "-d", "-f", str(self.conf)],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        if not wait_for(self.listening, 10) or self.proc.poll() is not None:
+            self.stop()
+            raise AssertionError("private smtpd did not start:\n" +
+                                 (self.tmp / "smtpd.log").read_text())
+
+    def listening(self):
+        if self.proc.poll() is not None:
+            return True
+        try:
+            socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+            return True
+        except OSError:
+            return False
+
+    def connect(self, source="127.0.0.1"):
+        return connect(self.port, source)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def fake_ms():
+    ms = FakeMessageserver()
+    yield ms
+    ms.stop()
+
+
+@pytest.fixture
+def private_smtpd():
+    made = []
+    tmps = []
+
+    def make(ms_port=None, **keys):
+        tmp = tempfile.TemporaryDirectory(prefix="smtpd-e2e-")
+        tmps.append(tmp)
+        p = PrivateSmtpd(tmp.name, ms_port, **keys)
+        made.append(p)
+        return p
+    yield make
+    for p in made:
+        assert p.stop() == 0, (p.tmp / "smtpd.log").read_text()
+    for t in tmps:
+        t.cleanup()
+
+
+def envelope(c, rcpts=("demo@localhost",), mail="MAIL FROM:<alice@example.org>"):
+    assert c.cmd("EHLO client.example")[0] == 250
+    assert c.cmd(mail)[0] == 250
+    for r in rcpts:
+        code, text = c.cmd(f"RCPT TO:<{r}>")
+        assert code == 250, text
+
+
+MSG = (b"From: alice@example.org\r\nTo: demo@localhost\r\n"
+       b"Subject: hi\r\n\r\nhello\r\n")
+
+
+# --- the shared stack: commands and their syntax ----------------------------
+
+def test_ehlo_advertises_extensions(smtp):
     c = smtp()
     code, text = c.cmd("EHLO client.example")
     assert code == 250
-    assert "SIZE " in text and "8BITMIME" in text and "PIPELINING" in text
+    for ext in ("PIPELINING", "SIZE ", "8BITMIME", "SMTPUTF8",
+                "ENHANCEDSTATUSCODES"):
+        assert ext in text
     assert "XCLIENT" in text            # 127.0.0.1 is on the allow-list
+    assert "STARTTLS" not in text       # no certificate configured
 
 
-def test_mail_gets_temporary_failure(smtp):
+def test_sequence_errors(smtp):
+    c = smtp()
+    code, text = c.cmd("MAIL FROM:<alice@example.org>")
+    assert code == 503 and "5.5.1" in text
+    assert c.cmd("HELO client.example")[0] == 250
+    assert c.cmd("RCPT TO:<demo@localhost>")[0] == 503
+    assert c.cmd("DATA")[0] == 503
+    assert c.cmd("MAIL FROM:<>")[0] == 250      # the null sender
+    assert c.cmd("MAIL FROM:<a@example.org>")[0] == 503
+    code, text = c.cmd("DATA")
+    assert code == 554 and "5.5.1" in text      # no recipients
+    assert c.cmd("RSET")[0] == 250
+    assert c.cmd("QUIT")[0] == 221
+
+
+@pytest.mark.parametrize("cmd,code,esc", [
+    ("MAIL FROM:alice@example.org", 501, "5.1.7"),
+    ("MAIL FROM:<alice@example.org", 501, "5.1.7"),
+    ("MAIL TO:<alice@example.org>", 501, "5.5.2"),
+    ("MAIL FROM:<alice@@example.org>", 501, "5.1.7"),
+    ("MAIL FROM:<" + "a" * 65 + "@example.org>", 501, "5.1.7"),
+    ("MAIL FROM:<alice@example.org> FOO=bar", 555, "5.5.4"),
+    ("MAIL FROM:<alice@example.org> BODY=9BIT", 501, "5.5.4"),
+    ("MAIL FROM:<alice@example.org> SIZE=abc", 501, "5.5.4"),
+    ("MAIL FROM:<alice@example.org> SIZE=999999999999", 552, "5.3.4"),
+    ("MAIL FROM:<alice@example.org> SMTPUTF8=yes", 555, "5.5.4"),
+])
+def test_mail_syntax(smtp, cmd, code, esc):
     c = smtp()
     c.cmd("EHLO client.example")
-    code, text = c.cmd("MAIL FROM:<alice@example.org>")
-    assert code == 451 and "4.3.2" in text
-    assert c.cmd("QUIT")[0] == 221
+    got, text = c.cmd(cmd)
+    assert got == code and esc in text, text
+
+
+def test_mail_parameters_accepted(smtp):
+    c = smtp()
+    c.cmd("EHLO client.example")
+    code, text = c.cmd("MAIL FROM:<alice@example.org> SIZE=1000 "
+                       "BODY=8BITMIME SMTPUTF8")
+    assert code == 250, text
+    code, text = c.cmd("RCPT TO:<demo@localhost> NOTIFY=NEVER")
+    assert code == 555 and "5.5.4" in text
+
+
+def test_informational_commands(smtp):
+    c = smtp()
+    assert c.cmd("HELP")[0] == 214
+    assert c.cmd("VRFY demo@localhost")[0] == 252
+    assert c.cmd("EXPN demo@localhost")[0] == 502
+    assert c.cmd("NOOP")[0] == 250
+    assert c.cmd("STARTTLS")[0] == 502          # not configured
 
 
 def test_unknown_command(smtp):
@@ -88,7 +324,7 @@ def test_overlong_command_line(smtp):
 
 def test_unterminated_line_is_bounded(smtp):
     c = smtp()
-    c.s.sendall(b"x" * 5000)            # no CRLF ever
+    c.send(b"x" * 5000)                 # no CRLF ever
     code, text = c.reply()
     assert code == 500 and "too long" in text.lower()
     assert c.closed()
@@ -130,3 +366,398 @@ def test_xclient_refused_from_other_hosts(smtp):
     assert "XCLIENT" not in text
     code, text = c.cmd("XCLIENT ADDR=192.0.2.7")
     assert code == 550 and "5.7.0" in text
+
+
+# --- private smtpd with a fake messageserver --------------------------------
+
+def test_routing_replies(private_smtpd, fake_ms):
+    p = private_smtpd(fake_ms.port)
+    c = p.connect()
+    c.cmd("EHLO client.example")
+    c.cmd("MAIL FROM:<alice@example.org>")
+    code, text = c.cmd("RCPT TO:<demo@localhost>")
+    assert code == 250 and "2.1.5" in text
+    code, text = c.cmd("RCPT TO:<nosuch@localhost>")
+    assert code == 550 and "5.1.1" in text
+    code, text = c.cmd("RCPT TO:<someone@example.com>")
+    assert code == 550 and "5.7.1" in text and "relay" in text
+    code, text = c.cmd("RCPT TO:<tempfail@localhost>")
+    assert code == 451 and "4.3.0" in text
+
+
+def test_message_is_handed_over(private_smtpd, fake_ms):
+    p = private_smtpd(fake_ms.port, smtpd_hostname="mx.test")
+    c = p.connect()
+    assert c.cmd("XCLIENT ADDR=192.0.2.7 NAME=client.example")[0] == 220
+    envelope(c, rcpts=("demo@localhost",))
+    assert c.cmd("DATA")[0] == 354
+    c.send(MSG + b"..leading dot\r\n.\r\n")
+    code, text = c.reply()
+    assert code == 250 and "queued as" in text, text
+    req = fake_ms.inbound[-1]
+    assert req["mail_from"] == "alice@example.org"
+    assert req["rcpts"] == ["demo@localhost"]
+    assert req["client_addr"] == "192.0.2.7"
+    assert req["client_helo"] == "client.example"
+    raw = req["raw"]
+    assert raw.startswith(b"Received: from client.example "
+                          b"(client.example [192.0.2.7])\r\n\tby mx.test")
+    assert b"for <demo@localhost>" in raw.split(b"\r\n\r\n")[0]
+    assert raw.endswith(MSG + b".leading dot\r\n")   # unstuffed
+    # and the session goes on
+    envelope(c, mail="MAIL FROM:<>")
+    assert c.cmd("DATA")[0] == 354
+    c.send(MSG + b"REFUSE-ME\r\n.\r\n")
+    code, text = c.reply()
+    assert code == 554 and "5.6.0" in text and "no thanks" in text
+    envelope(c)
+    assert c.cmd("DATA")[0] == 354
+    c.send(MSG + b"TEMPFAIL-ME\r\n.\r\n")
+    code, text = c.reply()
+    assert code == 451 and "4.3.0" in text
+    assert c.cmd("QUIT")[0] == 221
+
+
+def test_smtplib_pipelined(private_smtpd, fake_ms):
+    p = private_smtpd(fake_ms.port)
+    with smtplib.SMTP("127.0.0.1", p.port, timeout=10) as s:
+        refused = s.sendmail("alice@example.org",
+                             ["demo@localhost", "nosuch@localhost"], MSG)
+        assert list(refused) == ["nosuch@localhost"]
+    assert fake_ms.inbound[-1]["rcpts"] == ["demo@localhost"]
+
+
+def test_bare_lf_in_data_is_refused(private_smtpd, fake_ms):
+    p = private_smtpd(fake_ms.port)
+    c = p.connect()
+    envelope(c)
+    assert c.cmd("DATA")[0] == 354
+    c.send(b"Subject: x\r\n\r\nline one\nline two\r\n.\r\n")
+    code, text = c.reply()
+    assert code == 550 and "5.6.0" in text
+    envelope(c, mail="MAIL FROM:<b@example.org>")
+    assert c.cmd("DATA")[0] == 354
+    c.send(b"Subject: x\r\n\r\nbare CR\r here\r\n.\r\n")
+    code, text = c.reply()
+    assert code == 550 and "5.6.0" in text
+    assert fake_ms.inbound == []
+
+
+def test_smuggled_end_of_data_does_not_end_it(private_smtpd, fake_ms):
+    p = private_smtpd(fake_ms.port)
+    c = p.connect()
+    envelope(c)
+    assert c.cmd("DATA")[0] == 354
+    # "\n.\n" and "\n.\r\n" must not end DATA: what follows is data, not
+    # a second, smuggled transaction.
+    c.send(b"Subject: x\r\n\r\nhello\n.\nMAIL FROM:<evil@example.org>\r\n"
+           b"RCPT TO:<demo@localhost>\r\nDATA\r\n\n.\r\nsmuggled\r\n")
+    readable, _, _ = select.select([c.s], [], [], 1)
+    assert readable == []               # no reply yet: still in DATA
+    c.send(b".\r\n")
+    code, text = c.reply()
+    assert code == 550 and "5.6.0" in text
+    assert c.cmd("NOOP")[0] == 250
+    assert fake_ms.inbound == []
+
+
+def test_size_limits(private_smtpd, fake_ms):
+    p = private_smtpd(fake_ms.port, smtpd_max_message=2048)
+    c = p.connect()
+    code, text = c.cmd("EHLO client.example")
+    assert "SIZE 2048" in text
+    code, text = c.cmd("MAIL FROM:<a@example.org> SIZE=4096")
+    assert code == 552 and "5.3.4" in text
+    envelope(c, mail="MAIL FROM:<a@example.org> SIZE=100")
+    assert c.cmd("DATA")[0] == 354
+    c.send(b"Subject: big\r\n\r\n" + (b"x" * 70 + b"\r\n") * 100 +
+           b"x" * 20000 + b"\r\n.\r\n")
+    code, text = c.reply()
+    assert code == 552 and "5.3.4" in text
+    assert c.cmd("NOOP")[0] == 250      # read to the final dot
+    assert fake_ms.inbound == []
+
+
+def test_recipient_limit(private_smtpd, fake_ms):
+    p = private_smtpd(fake_ms.port, smtpd_max_rcpts=3)
+    c = p.connect()
+    envelope(c, rcpts=("demo@localhost", "demo+a@localhost",
+                       "demo+b@localhost"))
+    code, text = c.cmd("RCPT TO:<demo+c@localhost>")
+    assert code == 452 and "4.5.3" in text
+
+
+def test_messageserver_down(private_smtpd):
+    p = private_smtpd()                 # messageserver_port: closed
+    c = p.connect()
+    c.cmd("EHLO client.example")
+    c.cmd("MAIL FROM:<alice@example.org>")
+    code, text = c.cmd("RCPT TO:<demo@localhost>")
+    assert code == 451 and "4.3.0" in text
+
+
+def test_messageserver_gone_before_end_of_data(private_smtpd, fake_ms):
+    p = private_smtpd(fake_ms.port)
+    c = p.connect()
+    envelope(c)
+    assert c.cmd("DATA")[0] == 354
+    fake_ms.stop()
+    c.send(MSG + b".\r\n")
+    code, text = c.reply()
+    assert code == 451 and "4.3.0" in text
+
+
+def test_connection_limit_per_peer(private_smtpd, fake_ms):
+    # 127.0.0.1 is a plain client here, not an XCLIENT proxy
+    p = private_smtpd(fake_ms.port, smtpd_max_conns_per_ip=2,
+                      smtpd_xclient_hosts="127.0.0.3")
+    a, b = p.connect(), p.connect()
+    c = Smtp(p.port)
+    code, text = c.reply()
+    assert code == 421 and "4.7.0" in text
+    assert c.closed()
+    d = p.connect("127.0.0.2")          # another peer still gets in
+    a.cmd("QUIT")
+    a.close()
+    got = []
+
+    def slot_free():                    # a slot is free again, soon
+        e = Smtp(p.port)
+        got.append(e)
+        return e.reply()[0] == 220
+    assert wait_for(slot_free, 5)
+    for x in [b, c, d] + got:
+        x.close()
+
+
+def test_connection_limit_per_xclient_addr(private_smtpd, fake_ms):
+    """Behind nginx every session comes from 127.0.0.1: the per-client
+    limit counts the address XCLIENT gives."""
+    p = private_smtpd(fake_ms.port, smtpd_max_conns_per_ip=2)
+    conns = [p.connect() for _ in range(4)]     # the proxy: not limited
+    for c in conns[:2]:
+        assert c.cmd("XCLIENT ADDR=192.0.2.9")[0] == 220
+    code, text = conns[2].cmd("XCLIENT ADDR=192.0.2.9")
+    assert code == 421 and "4.7.0" in text
+    assert conns[2].closed()
+    assert conns[3].cmd("XCLIENT ADDR=192.0.2.10")[0] == 220
+    for c in conns:
+        c.close()
+
+
+def test_total_connection_limit(private_smtpd, fake_ms):
+    p = private_smtpd(fake_ms.port, smtpd_max_conns=2)
+    a, b = p.connect(), p.connect("127.0.0.2")
+    c = Smtp(p.port, "127.0.0.3")
+    code, text = c.reply()
+    assert code == 421 and "4.7.0" in text
+    for x in (a, b, c):
+        x.close()
+
+
+def test_command_timeout(private_smtpd, fake_ms):
+    p = private_smtpd(fake_ms.port, smtpd_cmd_timeout=1)
+    c = p.connect()
+    code, text = c.reply()
+    assert code == 421 and "4.4.2" in text
+    assert c.closed()
+
+
+def test_data_timeout(private_smtpd, fake_ms):
+    p = private_smtpd(fake_ms.port, smtpd_cmd_timeout=5,
+                      smtpd_data_timeout=1)
+    c = p.connect()
+    envelope(c)
+    assert c.cmd("DATA")[0] == 354
+    c.send(b"Subject: slow\r\n")
+    t0 = time.monotonic()
+    code, text = c.reply()
+    assert code == 421 and "4.4.2" in text
+    assert time.monotonic() - t0 < 4
+    assert c.closed()
+    assert fake_ms.inbound == []
+
+
+def test_bad_command_limit(private_smtpd, fake_ms):
+    p = private_smtpd(fake_ms.port, smtpd_max_errors=3)
+    c = p.connect()
+    c.cmd("EHLO client.example")
+    assert c.cmd("MAIL FROM:<a@b.example> FOO=1")[0] == 555
+    assert c.cmd("RCPT TO:<demo@localhost>")[0] == 503
+    code, _ = c.cmd("BOGUS")
+    assert code == 502
+    code, text = c.reply()
+    assert code == 421 and "4.7.0" in text
+    assert c.closed()
+
+
+def test_unknown_recipients_count_as_errors(private_smtpd, fake_ms):
+    p = private_smtpd(fake_ms.port, smtpd_max_errors=3)
+    c = p.connect()
+    envelope(c)
+    assert c.cmd("RCPT TO:<a@localhost>")[0] == 550
+    assert c.cmd("RCPT TO:<b@example.com>")[0] == 550
+    assert c.cmd("RCPT TO:<c@localhost>")[0] == 550
+    code, text = c.reply()
+    assert code == 421 and "4.7.0" in text
+    assert c.closed()
+
+
+def test_pipelined_commands_keep_order(private_smtpd, fake_ms):
+    p = private_smtpd(fake_ms.port)
+    c = p.connect()
+    c.cmd("EHLO client.example")
+    c.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<demo@localhost>\r\n"
+           b"RCPT TO:<nosuch@localhost>\r\nRCPT TO:<x@example.com>\r\n"
+           b"DATA\r\n")
+    assert [c.reply()[0] for _ in range(5)] == [250, 250, 550, 550, 354]
+    c.send(MSG + b".\r\nQUIT\r\n")
+    assert c.reply()[0] == 250
+    assert c.reply()[0] == 221
+    assert c.closed()
+
+
+def test_starttls(private_smtpd, fake_ms, tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True)
+    p = private_smtpd(fake_ms.port, smtpd_tls_cert=cert, smtpd_tls_key=key)
+    ctx = ssl.create_default_context(cafile=str(cert))
+    with smtplib.SMTP("127.0.0.1", p.port, timeout=10) as s:
+        s.ehlo("client.example")
+        assert s.has_extn("starttls")
+        s.starttls(context=ctx)
+        s.ehlo("client.example")
+        assert not s.has_extn("starttls")
+        assert s.sendmail("alice@example.org", ["demo@localhost"], MSG) == {}
+        assert s.docmd("QUIT")[0] == 221  # the last reply is not lost
+        s.close()
+    raw = fake_ms.inbound[-1]["raw"]
+    assert b"with ESMTPS id" in raw
+
+
+def test_starttls_drops_pipelined_plaintext(private_smtpd, fake_ms, tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True)
+    p = private_smtpd(fake_ms.port, smtpd_tls_cert=cert, smtpd_tls_key=key)
+    c = p.connect()
+    c.cmd("EHLO client.example")
+    c.send(b"STARTTLS\r\nMAIL FROM:<injected@example.org>\r\n")
+    assert c.reply()[0] == 220
+    ctx = ssl.create_default_context(cafile=str(cert))
+    t = ctx.wrap_socket(c.s, server_hostname="127.0.0.1")
+    f = t.makefile("rb")
+    t.sendall(b"EHLO client.example\r\n")
+    while True:
+        line = f.readline()
+        if line[3:4] != b"-":
+            break
+    # The injected MAIL was dropped: a new MAIL is not "nested".
+    t.sendall(b"MAIL FROM:<alice@example.org>\r\n")
+    assert f.readline().startswith(b"250")
+    t.close()
+
+
+def test_auth_http(private_smtpd, fake_ms):
+    """nginx's auth_http: the first RCPT decides; codes go in
+    Auth-Error-Code only."""
+    p = private_smtpd(fake_ms.port)
+    secret = api_secret_of(p.tmp / "secret")
+
+    def auth(to, secret=secret):
+        h = {"Auth-Method": "none", "Auth-Protocol": "smtp",
+             "Client-IP": "192.0.2.7", "Auth-SMTP-Helo": "client.example",
+             "Auth-SMTP-From": "MAIL FROM:<alice@example.org>",
+             "Auth-SMTP-To": to, "Authorization": f"Bearer {secret}"}
+        r = http_request("127.0.0.1", p.http_port, "GET", "/v1/auth",
+                         headers=h)
+        return r.status, {k.lower(): v for k, v in r.headers.items()}
+
+    status, h = auth("RCPT TO:<demo@localhost> ORCPT=rfc822;x@y")
+    assert status == 200 and h["auth-status"] == "OK"
+    assert h["auth-server"] == "127.0.0.1"
+    assert h["auth-port"] == str(p.port)
+    status, h = auth("RCPT TO:<nosuch@localhost>")
+    assert h["auth-status"] == "no such group"
+    assert h["auth-error-code"] == "550 5.1.1"
+    status, h = auth("RCPT TO:<x@example.com>")
+    assert h["auth-status"] == "relay not permitted"
+    assert h["auth-error-code"] == "550 5.7.1"
+    status, h = auth("RCPT TO:<tempfail@localhost>")
+    assert h["auth-status"] == "try later"
+    assert h["auth-wait"] == "1" and h["auth-error-code"] == "451 4.3.0"
+    status, _ = auth("RCPT TO:<demo@localhost>", secret="wrong")
+    assert status in (401, 403)
+
+
+# --- the whole stack: nginx, smtpd and the real messageserver ---------------
+
+def test_stack_routing(smtp):
+    c = smtp()
+    c.cmd("EHLO client.example")
+    c.cmd("MAIL FROM:<alice@example.org>")
+    code, text = c.cmd("RCPT TO:<demo@localhost>")
+    assert code == 250, text
+    code, text = c.cmd("RCPT TO:<no-such-group@localhost>")
+    assert code == 550 and "5.1.1" in text
+    code, text = c.cmd("RCPT TO:<someone@example.com>")
+    assert code == 550 and "5.7.1" in text
+
+
+def test_stack_through_nginx(stack):
+    """nginx asks auth_http about the first RCPT, then proxies to smtpd."""
+    port = stack.ports["smtp_public"]
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as s:
+        s.ehlo("client.example")
+        s.mail("alice@example.org")
+        code, text = s.rcpt("someone@example.com")
+        assert code == 550 and b"5.7.1" in text
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as s:
+        s.ehlo("client.example")
+        s.mail("alice@example.org")
+        code, text = s.rcpt("no-such-group@localhost")
+        assert code == 550 and b"5.1.1" in text
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as s:
+        s.ehlo("client.example")
+        s.mail("alice@example.org")
+        code, text = s.rcpt("demo@localhost")
+        assert code == 250, text
+        code, text = s.data(MSG)
+        assert code == 250 and b"queued as" in text, text
+
+
+def test_pipelined_smtputf8_through_nginx(stack):
+    """nginx advertises PIPELINING and SMTPUTF8 and passes both through: a
+    whole pipelined transaction with a UTF-8 sender is accepted."""
+    port = stack.ports["smtp_public"]
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as c:
+        f = c.makefile("rb")
+
+        def reply():
+            lines = []
+            while True:
+                line = f.readline().decode("utf-8", "replace")
+                lines.append(line)
+                if len(line) < 4 or line[3] != "-":
+                    return int(line[:3]), "".join(lines)
+        assert reply()[0] == 220
+        c.sendall(b"EHLO client.example\r\n")
+        code, text = reply()
+        assert code == 250 and "PIPELINING" in text and "SMTPUTF8" in text
+        c.sendall("MAIL FROM:<jörg@example.org> SMTPUTF8\r\n"
+                  "RCPT TO:<demo@localhost>\r\nDATA\r\n".encode())
+        assert reply()[0] == 250, "MAIL"
+        assert reply()[0] == 250, "RCPT"
+        assert reply()[0] == 354, "DATA"
+        c.sendall("From: Jörg <jörg@example.org>\r\nTo: demo@localhost\r\n"
+                  "Subject: pipelined ü\r\n\r\nhello\r\n.\r\nQUIT\r\n"
+                  .encode())
+        code, text = reply()
+        assert code == 250 and "queued as" in text, text
