@@ -25,7 +25,7 @@
 
 #include "bounds.h"
 
-#define MS_ADDR_MAX	320	/* local@domain: 64 + 1 + 255 */
+#define MS_ADDR_MAX	SMTP_ADDR_MAX	/* local@domain */
 
 enum ms_route_kind {
 	MS_ROUTE_POST,		/* group@domain */

@@ -16,9 +16,8 @@
 
 #include <stddef.h>
 
-#define SMTP_LOCAL_MAX		64	/* RFC 5321 4.5.3.1.1 */
-#define SMTP_DOMAIN_MAX		255	/* RFC 5321 4.5.3.1.2 */
-#define SMTP_ADDR_MAX		(SMTP_LOCAL_MAX + 1 + SMTP_DOMAIN_MAX)
+#include "bounds.h"
+
 #define SMTP_PARSE_ERR_MAX	160
 
 enum smtp_body {

@@ -48,7 +48,6 @@
 #define SMTPD_HELO_MAX		255
 #define SMTPD_WHY_MAX		200
 
-_Static_assert(SMTP_ADDR_MAX == MS_ADDR_MAX, "address bounds differ");
 
 enum state {
 	ST_CMD,
