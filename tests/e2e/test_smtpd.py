@@ -3,14 +3,14 @@
 
 Against the shared stack: the command state machine, bounded lines, clear
 replies to bad commands and parameters, XCLIENT only from the allow-list.
-Against private smtpd instances (build/bin/smtpd -d with their own config):
-a fake messageserver (a few lines of http.server) that routes and accepts
-or refuses messages, so that recipient routing, the end of DATA, the size
-bound, the SMTP smuggling defence, the recipient limit and the Received:
-header are checked end to end; a closed messageserver port (451 4.3.0);
+Against private smtpd instances (build/bin/smtpd -d with their own config)
+that talk to the shared stack's real messageserver (same secret file): the
+recipient routing, the end of DATA, the size bound, the SMTP smuggling
+defence, the recipient limit and the Received: header are checked end to
+end, what was handed over read back from the archive (the messages table);
+a closed messageserver port (451 4.3.0 at RCPT); a messageserver whose
+database is down at the end of DATA (a private stack: 451 4.3.0);
 connection limits; timeouts; STARTTLS with a self-signed certificate."""
-import base64
-import json
 import os
 import select
 import smtplib
@@ -18,14 +18,14 @@ import socket
 import ssl
 import subprocess
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import uuid
 from pathlib import Path
 
 import pytest
 
-from stack import api_secret_of, bin_dir, free_ports, http_request, wait_for
+from stack import bin_dir, free_ports, http_request, wait_for
+from test_inbound import sql
 
 
 class Smtp:
@@ -84,81 +84,18 @@ def smtp(stack):
     assert stack.get("smtpd", "/healthz").status == 200
 
 
-# --- a fake messageserver and private smtpd instances -----------------------
-
-class FakeMessageserver:
-    """POST /v1/rcpt: demo@localhost and its +commands are ours, other
-    localhost addresses unknown (404), other domains foreign (403),
-    tempfail@localhost a 503.  POST /v1/inbound: 200, or 422 when the
-    message contains "REFUSE-ME", 503 when it contains "TEMPFAIL-ME"."""
-
-    def __init__(self):
-        self.inbound = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def answer(self, code, obj):
-                body = json.dumps(obj).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_POST(self):
-                n = int(self.headers.get("Content-Length", 0))
-                req = json.loads(self.rfile.read(n))
-                if self.path == "/v1/rcpt":
-                    addr = req["rcpt"].lower()
-                    local, _, domain = addr.rpartition("@")
-                    if addr == "tempfail@localhost":
-                        return self.answer(503, {"error": "busy"})
-                    if domain != "localhost":
-                        return self.answer(403, {"error": "not ours"})
-                    if local.split("+")[0] != "demo":
-                        return self.answer(404, {"error": "no such group"})
-                    return self.answer(200, {
-                        "route": "post", "group": "demo",
-                        "domain": "localhost", "command": "", "detail": ""})
-                if self.path == "/v1/inbound":
-                    raw = req["raw"]
-                    raw = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
-                    req["raw"] = raw
-                    fake.inbound.append(req)
-                    if b"REFUSE-ME" in raw:
-                        return self.answer(422, {"error": "no thanks"})
-                    if b"TEMPFAIL-ME" in raw:
-                        return self.answer(503, {"error": "later"})
-                    return self.answer(200, {"status": "posted",
-                                             "messages": []})
-                self.answer(404, {"error": "no route"})
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever,
-                                       daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        if self.httpd is not None:
-            self.httpd.shutdown()
-            self.httpd.server_close()
-            self.httpd = None
-
+# --- private smtpd instances, talking to the real messageserver ------------
 
 class PrivateSmtpd:
-    def __init__(self, tmp, ms_port, **keys):
+    def __init__(self, tmp, ms_port, secret_file, **keys):
+        """ms_port: a messageserver's port, or None for a closed one."""
         self.tmp = Path(tmp)
         self.http_port, self.port, closed, closed_ms = free_ports(4)
-        (self.tmp / "secret").write_text("private smtpd test secret\n")
         (self.tmp / "crash").mkdir(exist_ok=True)
         conf = {
             "var_dir": str(self.tmp),
             "crash_dir": str(self.tmp / "crash"),
-            "secret_file": str(self.tmp / "secret"),
+            "secret_file": str(secret_file),
             "user": os.environ.get("USER") or
             __import__("pwd").getpwuid(os.getuid()).pw_name,
             "domain": "localhost",
@@ -206,21 +143,17 @@ class PrivateSmtpd:
 
 
 @pytest.fixture
-def fake_ms():
-    ms = FakeMessageserver()
-    yield ms
-    ms.stop()
-
-
-@pytest.fixture
-def private_smtpd():
+def private_smtpd(stack):
+    """Factory of private smtpd instances.  They use the stack's secret file
+    and, unless messageserver=False (a closed port), its messageserver."""
     made = []
     tmps = []
 
-    def make(ms_port=None, **keys):
+    def make(messageserver=True, **keys):
         tmp = tempfile.TemporaryDirectory(prefix="smtpd-e2e-")
         tmps.append(tmp)
-        p = PrivateSmtpd(tmp.name, ms_port, **keys)
+        ms_port = stack.ports["messageserver"] if messageserver else None
+        p = PrivateSmtpd(tmp.name, ms_port, stack.var / "secret", **keys)
         made.append(p)
         return p
     yield make
@@ -240,6 +173,25 @@ def envelope(c, rcpts=("demo@localhost",), mail="MAIL FROM:<alice@example.org>")
 
 MSG = (b"From: alice@example.org\r\nTo: demo@localhost\r\n"
        b"Subject: hi\r\n\r\nhello\r\n")
+
+
+def unique_msg(headers=b"From: alice@example.org\r\n", body=b"hello\r\n"):
+    """(message bytes, Message-ID without <>): a message the archive has
+    never seen."""
+    msgid = f"smtpd-{uuid.uuid4().hex}@example.org"
+    raw = (headers + b"To: demo@localhost\r\nSubject: smtpd test " +
+           msgid[6:14].encode() + b"\r\nMessage-ID: <" + msgid.encode() +
+           b">\r\n\r\n" + body)
+    return raw, msgid
+
+
+def archived(stack, msgid):
+    """[(group, from_address, raw bytes)] of the archived messages with
+    this Message-ID."""
+    rows = sql(stack, "SELECT g.name, m.from_address, encode(m.raw, 'hex') "
+               "FROM messages m JOIN groups g ON g.id = m.group_id "
+               "WHERE m.message_id = :'v1'", msgid)
+    return [(g, f, bytes.fromhex(r)) for g, f, r in rows]
 
 
 # --- the shared stack: commands and their syntax ----------------------------
@@ -368,101 +320,119 @@ def test_xclient_refused_from_other_hosts(smtp):
     assert code == 550 and "5.7.0" in text
 
 
-# --- private smtpd with a fake messageserver --------------------------------
+# --- private smtpd with the stack's messageserver ---------------------------
 
-def test_routing_replies(private_smtpd, fake_ms):
-    p = private_smtpd(fake_ms.port)
+def test_routing_replies(private_smtpd):
+    p = private_smtpd()
     c = p.connect()
     c.cmd("EHLO client.example")
     c.cmd("MAIL FROM:<alice@example.org>")
     code, text = c.cmd("RCPT TO:<demo@localhost>")
     assert code == 250 and "2.1.5" in text
+    code, text = c.cmd("RCPT TO:<demo+subscribe@localhost>")   # a command
+    assert code == 250 and "2.1.5" in text
     code, text = c.cmd("RCPT TO:<nosuch@localhost>")
     assert code == 550 and "5.1.1" in text
     code, text = c.cmd("RCPT TO:<someone@example.com>")
     assert code == 550 and "5.7.1" in text and "relay" in text
-    code, text = c.cmd("RCPT TO:<tempfail@localhost>")
+    # messageserver unreachable: the recipient cannot be checked now
+    c = private_smtpd(messageserver=False).connect()
+    c.cmd("EHLO client.example")
+    c.cmd("MAIL FROM:<alice@example.org>")
+    code, text = c.cmd("RCPT TO:<demo@localhost>")
     assert code == 451 and "4.3.0" in text
 
 
-def test_message_is_handed_over(private_smtpd, fake_ms):
-    p = private_smtpd(fake_ms.port, smtpd_hostname="mx.test")
+def test_message_is_handed_over(stack, private_smtpd):
+    p = private_smtpd(smtpd_hostname="mx.test")
     c = p.connect()
     assert c.cmd("XCLIENT ADDR=192.0.2.7 NAME=client.example")[0] == 220
     envelope(c, rcpts=("demo@localhost",))
     assert c.cmd("DATA")[0] == 354
-    c.send(MSG + b"..leading dot\r\n.\r\n")
+    # no From: header, so the archive takes the envelope sender
+    raw, msgid = unique_msg(headers=b"")
+    c.send(raw + b"..leading dot\r\n.\r\n")
     code, text = c.reply()
     assert code == 250 and "queued as" in text, text
-    req = fake_ms.inbound[-1]
-    assert req["mail_from"] == "alice@example.org"
-    assert req["rcpts"] == ["demo@localhost"]
-    assert req["client_addr"] == "192.0.2.7"
-    assert req["client_helo"] == "client.example"
-    raw = req["raw"]
-    assert raw.startswith(b"Received: from client.example "
-                          b"(client.example [192.0.2.7])\r\n\tby mx.test")
-    assert b"for <demo@localhost>" in raw.split(b"\r\n\r\n")[0]
-    assert raw.endswith(MSG + b".leading dot\r\n")   # unstuffed
-    # and the session goes on
-    envelope(c, mail="MAIL FROM:<>")
+    rows = archived(stack, msgid)
+    assert [(g, f) for g, f, _ in rows] == [("demo", "alice@example.org")]
+    stored = rows[0][2]
+    assert stored.startswith(b"Received: from client.example "
+                             b"(client.example [192.0.2.7])\r\n\tby mx.test")
+    assert b"for <demo@localhost>" in stored.split(b"\r\n\r\n")[0]
+    assert stored.endswith(raw + b".leading dot\r\n")     # unstuffed
+    # and the session goes on.  A refusal (422): the recipient routed at
+    # RCPT time (a forward rule) but no longer does at the end of DATA.
+    local = f"fwd-{uuid.uuid4().hex[:12]}"
+    sql(stack, "INSERT INTO forward_rules (domain, local_part, "
+        "target_address) VALUES ('localhost', :'v1', 'admin@example.org')",
+        local)
+    try:
+        envelope(c, rcpts=(f"{local}@localhost",), mail="MAIL FROM:<>")
+    finally:
+        sql(stack, "DELETE FROM forward_rules WHERE domain = 'localhost' "
+            "AND local_part = :'v1'", local)
     assert c.cmd("DATA")[0] == 354
-    c.send(MSG + b"REFUSE-ME\r\n.\r\n")
+    raw, msgid = unique_msg()
+    c.send(raw + b".\r\n")
     code, text = c.reply()
-    assert code == 554 and "5.6.0" in text and "no thanks" in text
-    envelope(c)
-    assert c.cmd("DATA")[0] == 354
-    c.send(MSG + b"TEMPFAIL-ME\r\n.\r\n")
-    code, text = c.reply()
-    assert code == 451 and "4.3.0" in text
+    assert code == 554 and "5.6.0" in text and "no valid recipient" in text
+    assert archived(stack, msgid) == []
     assert c.cmd("QUIT")[0] == 221
 
 
-def test_smtplib_pipelined(private_smtpd, fake_ms):
-    p = private_smtpd(fake_ms.port)
+def test_smtplib_pipelined(stack, private_smtpd):
+    p = private_smtpd()
+    raw, msgid = unique_msg()
     with smtplib.SMTP("127.0.0.1", p.port, timeout=10) as s:
         refused = s.sendmail("alice@example.org",
-                             ["demo@localhost", "nosuch@localhost"], MSG)
+                             ["demo@localhost", "nosuch@localhost"], raw)
         assert list(refused) == ["nosuch@localhost"]
-    assert fake_ms.inbound[-1]["rcpts"] == ["demo@localhost"]
+    rows = archived(stack, msgid)
+    assert [g for g, _, _ in rows] == ["demo"]
+    assert b"for <demo@localhost>" in rows[0][2].split(b"\r\n\r\n")[0]
 
 
-def test_bare_lf_in_data_is_refused(private_smtpd, fake_ms):
-    p = private_smtpd(fake_ms.port)
+def test_bare_lf_in_data_is_refused(stack, private_smtpd):
+    p = private_smtpd()
     c = p.connect()
     envelope(c)
     assert c.cmd("DATA")[0] == 354
-    c.send(b"Subject: x\r\n\r\nline one\nline two\r\n.\r\n")
+    raw1, id1 = unique_msg(body=b"line one\nline two\r\n")
+    c.send(raw1 + b".\r\n")
     code, text = c.reply()
     assert code == 550 and "5.6.0" in text
     envelope(c, mail="MAIL FROM:<b@example.org>")
     assert c.cmd("DATA")[0] == 354
-    c.send(b"Subject: x\r\n\r\nbare CR\r here\r\n.\r\n")
+    raw2, id2 = unique_msg(body=b"bare CR\r here\r\n")
+    c.send(raw2 + b".\r\n")
     code, text = c.reply()
     assert code == 550 and "5.6.0" in text
-    assert fake_ms.inbound == []
+    assert archived(stack, id1) == [] and archived(stack, id2) == []
 
 
-def test_smuggled_end_of_data_does_not_end_it(private_smtpd, fake_ms):
-    p = private_smtpd(fake_ms.port)
+def test_smuggled_end_of_data_does_not_end_it(stack, private_smtpd):
+    p = private_smtpd()
     c = p.connect()
     envelope(c)
     assert c.cmd("DATA")[0] == 354
     # "\n.\n" and "\n.\r\n" must not end DATA: what follows is data, not
     # a second, smuggled transaction.
-    c.send(b"Subject: x\r\n\r\nhello\n.\nMAIL FROM:<evil@example.org>\r\n"
-           b"RCPT TO:<demo@localhost>\r\nDATA\r\n\n.\r\nsmuggled\r\n")
+    raw, msgid = unique_msg(body=b"hello\n.\nMAIL FROM:<evil@example.org>\r\n"
+                            b"RCPT TO:<demo@localhost>\r\nDATA\r\n\n.\r\n"
+                            b"smuggled\r\n")
+    c.send(raw)
     readable, _, _ = select.select([c.s], [], [], 1)
     assert readable == []               # no reply yet: still in DATA
     c.send(b".\r\n")
     code, text = c.reply()
     assert code == 550 and "5.6.0" in text
     assert c.cmd("NOOP")[0] == 250
-    assert fake_ms.inbound == []
+    assert archived(stack, msgid) == []
 
 
-def test_size_limits(private_smtpd, fake_ms):
-    p = private_smtpd(fake_ms.port, smtpd_max_message=2048)
+def test_size_limits(stack, private_smtpd):
+    p = private_smtpd(smtpd_max_message=2048)
     c = p.connect()
     code, text = c.cmd("EHLO client.example")
     assert "SIZE 2048" in text
@@ -470,25 +440,26 @@ def test_size_limits(private_smtpd, fake_ms):
     assert code == 552 and "5.3.4" in text
     envelope(c, mail="MAIL FROM:<a@example.org> SIZE=100")
     assert c.cmd("DATA")[0] == 354
-    c.send(b"Subject: big\r\n\r\n" + (b"x" * 70 + b"\r\n") * 100 +
-           b"x" * 20000 + b"\r\n.\r\n")
+    raw, msgid = unique_msg(body=(b"x" * 70 + b"\r\n") * 100 +
+                            b"x" * 20000 + b"\r\n")
+    c.send(raw + b".\r\n")
     code, text = c.reply()
     assert code == 552 and "5.3.4" in text
     assert c.cmd("NOOP")[0] == 250      # read to the final dot
-    assert fake_ms.inbound == []
+    assert archived(stack, msgid) == []
 
 
-def test_recipient_limit(private_smtpd, fake_ms):
-    p = private_smtpd(fake_ms.port, smtpd_max_rcpts=3)
+def test_recipient_limit(private_smtpd):
+    p = private_smtpd(smtpd_max_rcpts=3)
     c = p.connect()
-    envelope(c, rcpts=("demo@localhost", "demo+a@localhost",
-                       "demo+b@localhost"))
-    code, text = c.cmd("RCPT TO:<demo+c@localhost>")
+    envelope(c, rcpts=("demo@localhost", "demo+owner@localhost",
+                       "demo+subscribe@localhost"))
+    code, text = c.cmd("RCPT TO:<demo+unsubscribe@localhost>")
     assert code == 452 and "4.5.3" in text
 
 
 def test_messageserver_down(private_smtpd):
-    p = private_smtpd()                 # messageserver_port: closed
+    p = private_smtpd(messageserver=False)      # a closed port
     c = p.connect()
     c.cmd("EHLO client.example")
     c.cmd("MAIL FROM:<alice@example.org>")
@@ -496,20 +467,37 @@ def test_messageserver_down(private_smtpd):
     assert code == 451 and "4.3.0" in text
 
 
-def test_messageserver_gone_before_end_of_data(private_smtpd, fake_ms):
-    p = private_smtpd(fake_ms.port)
-    c = p.connect()
-    envelope(c)
-    assert c.cmd("DATA")[0] == 354
-    fake_ms.stop()
-    c.send(MSG + b".\r\n")
-    code, text = c.reply()
-    assert code == 451 and "4.3.0" in text
+def test_messageserver_fails_at_end_of_data(make_stack, tmp_path):
+    """RCPT checked, then messageserver cannot store the message (its
+    database is down: 503): 451 4.3.0, so the sender retries.  A private
+    stack, since the shared one's PostgreSQL must stay up."""
+    st = make_stack()
+    p = PrivateSmtpd(tmp_path, st.ports["messageserver"], st.var / "secret")
+    try:
+        c = p.connect()
+        envelope(c)
+        assert c.cmd("DATA")[0] == 354
+        opts = (st.pg_datadir() / "postmaster.opts").read_text().strip()
+        opts = opts.split(" ", 1)[1]
+        r = st.pg_ctl("stop", "-m", "fast", "-w", "-t", "30")
+        assert r.returncode == 0, r.stdout
+        try:
+            raw, _ = unique_msg()
+            c.send(raw + b".\r\n")
+            code, text = c.reply()
+            assert code == 451 and "4.3.0" in text, text
+            assert c.cmd("QUIT")[0] == 221
+        finally:
+            log = str(st.var / "pg" / "postgresql.log")
+            r = st.pg_ctl("start", "-w", "-t", "30", "-l", log, "-o", opts)
+            assert r.returncode == 0, r.stdout
+    finally:
+        assert p.stop() == 0, (tmp_path / "smtpd.log").read_text()
 
 
-def test_connection_limit_per_peer(private_smtpd, fake_ms):
+def test_connection_limit_per_peer(private_smtpd):
     # 127.0.0.1 is a plain client here, not an XCLIENT proxy
-    p = private_smtpd(fake_ms.port, smtpd_max_conns_per_ip=2,
+    p = private_smtpd(smtpd_max_conns_per_ip=2,
                       smtpd_xclient_hosts="127.0.0.3")
     a, b = p.connect(), p.connect()
     c = Smtp(p.port)
@@ -530,10 +518,10 @@ def test_connection_limit_per_peer(private_smtpd, fake_ms):
         x.close()
 
 
-def test_connection_limit_per_xclient_addr(private_smtpd, fake_ms):
+def test_connection_limit_per_xclient_addr(private_smtpd):
     """Behind nginx every session comes from 127.0.0.1: the per-client
     limit counts the address XCLIENT gives."""
-    p = private_smtpd(fake_ms.port, smtpd_max_conns_per_ip=2)
+    p = private_smtpd(smtpd_max_conns_per_ip=2)
     conns = [p.connect() for _ in range(4)]     # the proxy: not limited
     for c in conns[:2]:
         assert c.cmd("XCLIENT ADDR=192.0.2.9")[0] == 220
@@ -545,8 +533,8 @@ def test_connection_limit_per_xclient_addr(private_smtpd, fake_ms):
         c.close()
 
 
-def test_total_connection_limit(private_smtpd, fake_ms):
-    p = private_smtpd(fake_ms.port, smtpd_max_conns=2)
+def test_total_connection_limit(private_smtpd):
+    p = private_smtpd(smtpd_max_conns=2)
     a, b = p.connect(), p.connect("127.0.0.2")
     c = Smtp(p.port, "127.0.0.3")
     code, text = c.reply()
@@ -555,31 +543,31 @@ def test_total_connection_limit(private_smtpd, fake_ms):
         x.close()
 
 
-def test_command_timeout(private_smtpd, fake_ms):
-    p = private_smtpd(fake_ms.port, smtpd_cmd_timeout=1)
+def test_command_timeout(private_smtpd):
+    p = private_smtpd(smtpd_cmd_timeout=1)
     c = p.connect()
     code, text = c.reply()
     assert code == 421 and "4.4.2" in text
     assert c.closed()
 
 
-def test_data_timeout(private_smtpd, fake_ms):
-    p = private_smtpd(fake_ms.port, smtpd_cmd_timeout=5,
-                      smtpd_data_timeout=1)
+def test_data_timeout(stack, private_smtpd):
+    p = private_smtpd(smtpd_cmd_timeout=5, smtpd_data_timeout=1)
     c = p.connect()
     envelope(c)
     assert c.cmd("DATA")[0] == 354
-    c.send(b"Subject: slow\r\n")
+    msgid = f"smtpd-{uuid.uuid4().hex}@example.org"
+    c.send(b"Message-ID: <" + msgid.encode() + b">\r\nSubject: slow\r\n")
     t0 = time.monotonic()
     code, text = c.reply()
     assert code == 421 and "4.4.2" in text
     assert time.monotonic() - t0 < 4
     assert c.closed()
-    assert fake_ms.inbound == []
+    assert archived(stack, msgid) == []
 
 
-def test_bad_command_limit(private_smtpd, fake_ms):
-    p = private_smtpd(fake_ms.port, smtpd_max_errors=3)
+def test_bad_command_limit(private_smtpd):
+    p = private_smtpd(smtpd_max_errors=3)
     c = p.connect()
     c.cmd("EHLO client.example")
     assert c.cmd("MAIL FROM:<a@b.example> FOO=1")[0] == 555
@@ -591,8 +579,8 @@ def test_bad_command_limit(private_smtpd, fake_ms):
     assert c.closed()
 
 
-def test_unknown_recipients_count_as_errors(private_smtpd, fake_ms):
-    p = private_smtpd(fake_ms.port, smtpd_max_errors=3)
+def test_unknown_recipients_count_as_errors(private_smtpd):
+    p = private_smtpd(smtpd_max_errors=3)
     c = p.connect()
     envelope(c)
     assert c.cmd("RCPT TO:<a@localhost>")[0] == 550
@@ -603,50 +591,54 @@ def test_unknown_recipients_count_as_errors(private_smtpd, fake_ms):
     assert c.closed()
 
 
-def test_pipelined_commands_keep_order(private_smtpd, fake_ms):
-    p = private_smtpd(fake_ms.port)
+def test_pipelined_commands_keep_order(stack, private_smtpd):
+    p = private_smtpd()
     c = p.connect()
     c.cmd("EHLO client.example")
     c.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<demo@localhost>\r\n"
            b"RCPT TO:<nosuch@localhost>\r\nRCPT TO:<x@example.com>\r\n"
            b"DATA\r\n")
     assert [c.reply()[0] for _ in range(5)] == [250, 250, 550, 550, 354]
-    c.send(MSG + b".\r\nQUIT\r\n")
+    raw, msgid = unique_msg()
+    c.send(raw + b".\r\nQUIT\r\n")
     assert c.reply()[0] == 250
     assert c.reply()[0] == 221
     assert c.closed()
+    assert [g for g, _, _ in archived(stack, msgid)] == ["demo"]
 
 
-def test_starttls(private_smtpd, fake_ms, tmp_path):
+def self_signed(tmp_path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
                     "-nodes", "-keyout", str(key), "-out", str(cert),
                     "-days", "1", "-subj", "/CN=localhost", "-addext",
                     "subjectAltName=IP:127.0.0.1,DNS:localhost"],
                    check=True, capture_output=True)
-    p = private_smtpd(fake_ms.port, smtpd_tls_cert=cert, smtpd_tls_key=key)
+    return cert, key
+
+
+def test_starttls(stack, private_smtpd, tmp_path):
+    cert, key = self_signed(tmp_path)
+    p = private_smtpd(smtpd_tls_cert=cert, smtpd_tls_key=key)
     ctx = ssl.create_default_context(cafile=str(cert))
+    raw, msgid = unique_msg()
     with smtplib.SMTP("127.0.0.1", p.port, timeout=10) as s:
         s.ehlo("client.example")
         assert s.has_extn("starttls")
         s.starttls(context=ctx)
         s.ehlo("client.example")
         assert not s.has_extn("starttls")
-        assert s.sendmail("alice@example.org", ["demo@localhost"], MSG) == {}
+        assert s.sendmail("alice@example.org", ["demo@localhost"], raw) == {}
         assert s.docmd("QUIT")[0] == 221  # the last reply is not lost
         s.close()
-    raw = fake_ms.inbound[-1]["raw"]
-    assert b"with ESMTPS id" in raw
+    rows = archived(stack, msgid)
+    assert len(rows) == 1
+    assert b"with ESMTPS id" in rows[0][2]
 
 
-def test_starttls_drops_pipelined_plaintext(private_smtpd, fake_ms, tmp_path):
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
-                    "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=localhost", "-addext",
-                    "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                   check=True, capture_output=True)
-    p = private_smtpd(fake_ms.port, smtpd_tls_cert=cert, smtpd_tls_key=key)
+def test_starttls_drops_pipelined_plaintext(private_smtpd, tmp_path):
+    cert, key = self_signed(tmp_path)
+    p = private_smtpd(smtpd_tls_cert=cert, smtpd_tls_key=key)
     c = p.connect()
     c.cmd("EHLO client.example")
     c.send(b"STARTTLS\r\nMAIL FROM:<injected@example.org>\r\n")
@@ -665,18 +657,18 @@ def test_starttls_drops_pipelined_plaintext(private_smtpd, fake_ms, tmp_path):
     t.close()
 
 
-def test_auth_http(private_smtpd, fake_ms):
+def test_auth_http(stack, private_smtpd):
     """nginx's auth_http: the first RCPT decides; codes go in
     Auth-Error-Code only."""
-    p = private_smtpd(fake_ms.port)
-    secret = api_secret_of(p.tmp / "secret")
+    p = private_smtpd()
+    down = private_smtpd(messageserver=False)
 
-    def auth(to, secret=secret):
+    def auth(to, secret=stack.api_secret, smtpd=p):
         h = {"Auth-Method": "none", "Auth-Protocol": "smtp",
              "Client-IP": "192.0.2.7", "Auth-SMTP-Helo": "client.example",
              "Auth-SMTP-From": "MAIL FROM:<alice@example.org>",
              "Auth-SMTP-To": to, "Authorization": f"Bearer {secret}"}
-        r = http_request("127.0.0.1", p.http_port, "GET", "/v1/auth",
+        r = http_request("127.0.0.1", smtpd.http_port, "GET", "/v1/auth",
                          headers=h)
         return r.status, {k.lower(): v for k, v in r.headers.items()}
 
@@ -690,7 +682,7 @@ def test_auth_http(private_smtpd, fake_ms):
     status, h = auth("RCPT TO:<x@example.com>")
     assert h["auth-status"] == "relay not permitted"
     assert h["auth-error-code"] == "550 5.7.1"
-    status, h = auth("RCPT TO:<tempfail@localhost>")
+    status, h = auth("RCPT TO:<demo@localhost>", smtpd=down)
     assert h["auth-status"] == "try later"
     assert h["auth-wait"] == "1" and h["auth-error-code"] == "451 4.3.0"
     status, _ = auth("RCPT TO:<demo@localhost>", secret="wrong")
