@@ -47,6 +47,8 @@
 #define F_MS_RAW		"raw"		/* base64url of the bytes */
 #define F_MS_STATUS		"status"	/* archived|held|duplicate|... */
 #define F_MS_MESSAGES		"messages"	/* per-recipient results */
+#define F_MS_NUMBER		"number"	/* per-group message number */
+#define F_MS_TOPIC_ID		"topic_id"
 
 /* Error bodies: {"error": "<reason>"} with a 4xx/5xx status. */
 #define F_ERROR			"error"

@@ -94,7 +94,7 @@ archive_all(struct db *d, const struct ms_inbound *in,
 		    "archived to", r.group, r.domain, a.number, a.topic_id);
 		json_array_append_new(msgs, json_pack("{s:s, s:s, s:I, s:I, "
 		    "s:s}", F_MS_GROUP, r.group, F_MS_DOMAIN, r.domain,
-		    "number", (json_int_t)a.number, "topic_id",
+		    F_MS_NUMBER, (json_int_t)a.number, F_MS_TOPIC_ID,
 		    (json_int_t)a.topic_id, F_MS_STATUS,
 		    a.duplicate ? "duplicate" : "archived"));
 	}
