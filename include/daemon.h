@@ -66,6 +66,11 @@ void	 daemon_teardown(void);
 int	 daemon_cron(int argc, char **argv, const struct daemon_spec *,
 	    int (*job)(void));
 
+/* daemon_cron_census - the job of a cron program whose processing is not
+ * built yet: run sql (one row, one count) on daemon_db and log the count
+ * as candidates.  0 or -1. */
+int	 daemon_cron_census(const char *sql);
+
 /* daemon_stopping - non-zero once SIGTERM/SIGINT was received. */
 int	 daemon_stopping(void);
 

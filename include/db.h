@@ -17,6 +17,8 @@
 #ifndef DB_H
 #define DB_H
 
+#include <stddef.h>
+
 #include <libpq-fe.h>
 
 struct db_pool;
@@ -47,6 +49,11 @@ PGresult *db_query(struct db *, const char *sql, int n,
 /* db_exec - db_query for statements; returns affected rows or -1. */
 long	 db_exec(struct db *, const char *sql, int n,
 	    const char *const *params);
+/* db_query_value - run a query; 1 if it returned a row, 0 if none, -1 on
+ * error.  With a row and val != NULL, its first column is copied to val
+ * (truncated to vallen). */
+int	 db_query_value(struct db *, const char *sql, int n,
+	    const char *const *params, char *val, size_t vallen);
 /* db_sqlstate - SQLSTATE of the last failed statement on d, or "". */
 const char *db_sqlstate(const struct db *);
 

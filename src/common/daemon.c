@@ -199,6 +199,24 @@ daemon_cron(int argc, char **argv, const struct daemon_spec *spec,
 	return rc == 0 ? 0 : 1;
 }
 
+int
+daemon_cron_census(const char *sql)
+{
+	char count[32];
+	struct db *d;
+	int found;
+
+	if ((d = db_get(daemon_db)) == NULL)
+		return -1;
+	found = db_query_value(d, sql, DB_NOPARAMS, count, sizeof(count));
+	db_put(daemon_db, d);
+	if (found != 1)
+		return -1;
+	log_info("%s: %s candidate(s), nothing processed yet", the_spec->name,
+	    count);
+	return 0;
+}
+
 static int
 daemon_debug_crash(struct httpd_req *req)
 {

@@ -215,6 +215,22 @@ db_query(struct db *d, const char *sql, int n, const char *const *params)
 	return NULL;
 }
 
+int
+db_query_value(struct db *d, const char *sql, int n,
+    const char *const *params, char *val, size_t vallen)
+{
+	PGresult *r;
+	int found;
+
+	if ((r = db_query(d, sql, n, params)) == NULL)
+		return -1;
+	found = PQntuples(r) > 0;
+	if (found && val != NULL)
+		strlcpy_chk(val, PQgetvalue(r, 0, 0), vallen);
+	PQclear(r);
+	return found;
+}
+
 long
 db_exec(struct db *d, const char *sql, int n, const char *const *params)
 {

@@ -358,12 +358,7 @@ httpd_dispatch(struct httpd_req *req)
 			httpd_reply_error(req, 404, "no such endpoint");
 		return;
 	}
-	if (!(r->flags & HTTPD_PUBLIC) && !httpd_authorized(req)) {
-		log_warnx("httpd: unauthorized %s %s from %s", req->method,
-		    req->path, req->peer);
-		httpd_reply_error(req, 401, "missing or wrong credentials");
-		return;
-	}
+	/* Credentials were checked on the first call, before the body. */
 	if (req->too_big) {
 		log_warnx("httpd: %s %s from %s: body over %zu bytes",
 		    req->method, req->path, req->peer, req->max_body);

@@ -6,29 +6,13 @@
  * the database and reports what it found; the processing itself arrives with
  * the issue that builds it.  Exit status 0 on success, 1 on failure.
  */
-#include <stdlib.h>
-
 #include "config.h"
 #include "daemon.h"
-#include "db.h"
-#include "log.h"
 
 static int
 expirethreads_job(void)
 {
-	struct db *d;
-	PGresult *r;
-
-	if ((d = db_get(daemon_db)) == NULL)
-		return -1;
-	r = db_query(d, "SELECT count(*) FROM hashtags", DB_NOPARAMS);
-	db_put(daemon_db, d);
-	if (r == NULL)
-		return -1;
-	log_info("expirethreads: %s candidate(s), nothing processed yet",
-	    PQgetvalue(r, 0, 0));
-	PQclear(r);
-	return 0;
+	return daemon_cron_census("SELECT count(*) FROM hashtags");
 }
 
 static const struct daemon_spec expirethreads_spec = {

@@ -44,24 +44,6 @@ bytea_hex(const void *data, size_t len)
 	return out;
 }
 
-/* one_value - first column of the first row of a query into val; 1 if a
- * row came back, 0 if none, -1 on error. */
-static int
-one_value(struct db *d, const char *sql, int n, const char *const *params,
-    char *val, size_t vallen)
-{
-	PGresult *r;
-	int found;
-
-	if ((r = db_query(d, sql, n, params)) == NULL)
-		return -1;
-	found = PQntuples(r) > 0;
-	if (found)
-		strlcpy_chk(val, PQgetvalue(r, 0, 0), vallen);
-	PQclear(r);
-	return found;
-}
-
 /* find_topic - the topic of the parent or of a same-subject topic into
  * topic; 1 found, 0 not, -1 error. */
 static int
@@ -79,7 +61,7 @@ find_topic(struct db *d, const char *gid, const struct ms_parsed *p,
 		json_array_append_new(ids, json_string(p->in_reply_to));
 	if (json_array_size(ids) > 0) {
 		js = json_dumps(ids, JSON_COMPACT);
-		found = one_value(d, "SELECT topic_id FROM messages "
+		found = db_query_value(d, "SELECT topic_id FROM messages "
 		    "WHERE group_id = $1 AND message_id IN "
 		    "(SELECT jsonb_array_elements_text($2::jsonb)) "
 		    "ORDER BY number DESC LIMIT 1", DB_PARAMS(gid, js), topic,
@@ -89,7 +71,7 @@ find_topic(struct db *d, const char *gid, const struct ms_parsed *p,
 	json_decref(ids);
 	if (found != 0 || key[0] == '\0')
 		return found;
-	return one_value(d, "SELECT id FROM topics WHERE group_id = $1 "
+	return db_query_value(d, "SELECT id FROM topics WHERE group_id = $1 "
 	    "AND subject_key = lower($2) AND archived_at IS NULL "
 	    "AND last_activity_at > now() - interval '" MS_THREAD_DAYS "' "
 	    "ORDER BY last_activity_at DESC LIMIT 1", DB_PARAMS(gid, key),
@@ -195,8 +177,9 @@ messageserver_archive_store(struct db *d, const char *gid,
 	key = messageserver_mime_subject_key(p->subject);
 	found = find_topic(d, gid, p, key, topic, sizeof(topic));
 	if (found == 0)
-		found = one_value(d, "INSERT INTO topics (group_id, subject, "
-		    "subject_key, started_by) VALUES ($1, $2, lower($3), "
+		found = db_query_value(d, "INSERT INTO topics (group_id, "
+		    "subject, subject_key, started_by) "
+		    "VALUES ($1, $2, lower($3), "
 		    "(SELECT id FROM accounts WHERE lower(email) = lower($4))) "
 		    "RETURNING id", DB_PARAMS(gid, key, key, p->from_addr),
 		    topic, sizeof(topic));

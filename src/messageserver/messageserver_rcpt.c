@@ -55,24 +55,6 @@ is_command(const char *s)
 	return 0;
 }
 
-/* rows - run a query; 1 if it returned a row, 0 if none, -1 on error.
- * With a row and val != NULL, its first column goes to val. */
-static int
-rows(struct db *d, const char *sql, int n, const char *const *params,
-    char *val, size_t vallen)
-{
-	PGresult *r;
-	int found;
-
-	if ((r = db_query(d, sql, n, params)) == NULL)
-		return -1;
-	found = PQntuples(r) > 0;
-	if (found && val != NULL)
-		strlcpy_chk(val, PQgetvalue(r, 0, 0), vallen);
-	PQclear(r);
-	return found;
-}
-
 enum ms_rcpt_status
 messageserver_rcpt_resolve(struct db *d, const char *addr,
     struct ms_route *r)
@@ -94,8 +76,8 @@ messageserver_rcpt_resolve(struct db *d, const char *addr,
 	lower(domain);
 
 	if (cfg.domain == NULL || strcasecmp(domain, cfg.domain) != 0) {
-		found = rows(d, "SELECT 1 FROM domains WHERE name = $1",
-		    DB_PARAMS(domain), NULL, 0);
+		found = db_query_value(d, "SELECT 1 FROM domains "
+		    "WHERE name = $1", DB_PARAMS(domain), NULL, 0);
 		if (found == -1)
 			return MS_RCPT_TEMPFAIL;
 		if (found == 0)
@@ -107,7 +89,7 @@ messageserver_rcpt_resolve(struct db *d, const char *addr,
 	snprintf(group, sizeof(group), "%.*s",
 	    (int)(plus ? (size_t)(plus - local) : strlen(local)), local);
 	ext = plus ? plus + 1 : NULL;
-	found = rows(d, "SELECT 1 FROM groups WHERE domain = $1 AND "
+	found = db_query_value(d, "SELECT 1 FROM groups WHERE domain = $1 AND "
 	    "name = $2 AND status <> 'disabled'", DB_PARAMS(domain, group),
 	    NULL, 0);
 	if (found == -1)
@@ -140,7 +122,7 @@ messageserver_rcpt_resolve(struct db *d, const char *addr,
 		r->group[0] = '\0';
 	}
 
-	found = rows(d, "SELECT coalesce(f.target_address, "
+	found = db_query_value(d, "SELECT coalesce(f.target_address, "
 	    "g.name || '@' || g.domain) FROM forward_rules f "
 	    "LEFT JOIN groups g ON g.id = f.target_group_id "
 	    "WHERE f.domain = $1 AND f.local_part = $2 AND f.enabled",
