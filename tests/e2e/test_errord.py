@@ -161,36 +161,53 @@ def test_filters(stack):
     assert len(got) == 5
 
 
+class ErrtailFollow:
+    """errtail -f --json --text TEXT against the stack, its lines collected
+    by a thread; a context manager that interrupts it on exit."""
+
+    def __init__(self, stack, text):
+        self.p = subprocess.Popen(
+            [str(bin_dir() / "errtail"), "-c", str(stack.conf), "-f",
+             "--json", "--text", text],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines = []
+        threading.Thread(target=lambda: [self.lines.append(x)
+                                         for x in self.p.stdout],
+                         daemon=True).start()
+
+    def messages(self):
+        return [json.loads(x)["message"] for x in self.lines]
+
+    def wait_lines(self, n, timeout):
+        return wait_for(lambda: len(self.lines) >= n, timeout)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.p.send_signal(signal.SIGINT)
+        try:
+            self.p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+
+
 def test_follow_gets_new_events(stack):
     t = tag()
     assert post(stack, event(f"before {t}")).status == 200
-    p = subprocess.Popen([str(bin_dir() / "errtail"), "-c", str(stack.conf),
-                          "-f", "--json", "--text", t],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
-    lines = []
-    reader = threading.Thread(
-        target=lambda: [lines.append(x) for x in p.stdout], daemon=True)
-    reader.start()
-    try:
+    with ErrtailFollow(stack, t) as f:
         # the history (one event) shows the stream is up
-        assert wait_for(lambda: len(lines) >= 1, 10), p.stderr
+        assert f.wait_lines(1, 10)
         assert post(stack, event(f"after {t}")).status == 200
         assert post(stack, event("unrelated")).status == 200
         assert post(stack, {"events": [event(f"batch {t} {i}")
                                        for i in range(3)]}).status == 200
-        assert wait_for(lambda: len(lines) >= 5, 5), lines
-        assert [json.loads(x)["message"] for x in lines] == \
+        assert f.wait_lines(5, 5), f.lines
+        assert f.messages() == \
             [f"before {t}", f"after {t}"] + [f"batch {t} {i}"
                                             for i in range(3)]
-        assert p.poll() is None     # still following
-    finally:
-        p.send_signal(signal.SIGINT)
-        try:
-            p.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        assert f.p.poll() is None     # still following
 
 
 def test_follow_survives_errord_restart(stack):
@@ -198,33 +215,17 @@ def test_follow_survives_errord_restart(stack):
     not print what it already printed (dedup by seq)."""
     t = tag()
     assert post(stack, event(f"one {t}")).status == 200
-    p = subprocess.Popen([str(bin_dir() / "errtail"), "-c", str(stack.conf),
-                          "-f", "--json", "--text", t],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
-    lines = []
-    reader = threading.Thread(
-        target=lambda: [lines.append(x) for x in p.stdout], daemon=True)
-    reader.start()
-    try:
-        assert wait_for(lambda: len(lines) >= 1, 10)
+    with ErrtailFollow(stack, t) as f:
+        assert f.wait_lines(1, 10)
         old = stack.pid("errord")
         os.kill(old, signal.SIGKILL)
         assert stack.wait_new_pid("errord", old, timeout=15)
         assert stack.wait_healthy("errord", timeout=15)
         assert post(stack, event(f"two {t}")).status == 200
-        assert wait_for(lambda: len(lines) >= 2, 10), lines
+        assert f.wait_lines(2, 10), f.lines
         time.sleep(0.5)     # nothing printed twice after the reconnect
-        assert [json.loads(x)["message"] for x in lines] == \
-            [f"one {t}", f"two {t}"]
-        assert p.poll() is None
-    finally:
-        p.send_signal(signal.SIGINT)
-        try:
-            p.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        assert f.messages() == [f"one {t}", f"two {t}"]
+        assert f.p.poll() is None
 
 
 def test_follow_over_http_parks_and_streams(stack):

@@ -285,32 +285,24 @@ def test_missing_or_wrong_authorization(stack, auth):
     assert stack.healthz("errord") == 200
 
 
-def test_oversize_body_errord(stack):
-    """errord's /v1/log takes up to 8 MiB (ERRORD_MAX_BODY); 9 MiB is 413."""
-    pid = stack.pid("errord")
+@pytest.mark.parametrize("daemon,path,size", [
+    # errord's /v1/log takes up to 8 MiB (ERRORD_MAX_BODY); 9 MiB is 413
+    ("errord", "/v1/log", 9 * 1024 * 1024),
+    # routes without their own bound take http_max_body (1 MiB): 2 MiB is
+    # refused before any handler runs (here the crash trigger, so a
+    # failure would show as a restarted web)
+    ("web", "/v1/debug/crash", 2 * 1024 * 1024),
+])
+def test_oversize_body(stack, daemon, path, size):
+    pid = stack.pid(daemon)
     status, body = http_send_large(
-        "127.0.0.1", stack.ports["errord"], "/v1/log",
+        "127.0.0.1", stack.ports[daemon], path,
         {"Authorization": f"Bearer {stack.api_secret}",
-         "Content-Type": "application/json"}, 9 * 1024 * 1024)
+         "Content-Type": "application/json"}, size)
     assert status == 413, body
     assert "error" in json.loads(body)
-    assert stack.healthz("errord") == 200
-    assert stack.pid("errord") == pid
-
-
-def test_oversize_body_default_limit(stack):
-    """Routes without their own bound take http_max_body (1 MiB): 2 MiB
-    is refused with 413 before any handler runs (here the crash trigger,
-    so a failure would show as a restarted web)."""
-    pid = stack.pid("web")
-    status, body = http_send_large(
-        "127.0.0.1", stack.ports["web"], "/v1/debug/crash",
-        {"Authorization": f"Bearer {stack.api_secret}",
-         "Content-Type": "application/json"}, 2 * 1024 * 1024)
-    assert status == 413, body
-    assert "error" in json.loads(body)
-    assert stack.healthz("web") == 200
-    assert stack.pid("web") == pid
+    assert stack.healthz(daemon) == 200
+    assert stack.pid(daemon) == pid
 
 
 def test_unknown_endpoint_is_json_404(stack):

@@ -16,22 +16,9 @@
 
 #include "api_proto.h"
 #include "crash.h"
+#include "../testutil.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static int
-is_rfc3339_us(const char *s)
-{
-	static const char pat[] = "dddd-dd-ddTdd:dd:dd.ddddddZ";
-	size_t i;
-
-	if (s == NULL || strlen(s) != sizeof(pat) - 1)
-		return 0;
-	for (i = 0; i < sizeof(pat) - 1; i++)
-		if (pat[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != pat[i])
-			return 0;
-	return 1;
-}
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

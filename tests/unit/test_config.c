@@ -23,42 +23,7 @@
 
 #include "bounds.h"
 #include "config.h"
-
-
-struct fixture {
-	char	dir[PATH_MAX];
-};
-
-static int
-setup_dir(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-	const char *tmp = getenv("TMPDIR");
-
-	if (f == NULL)
-		return -1;
-	snprintf(f->dir, sizeof(f->dir), "%s/test_config.XXXXXX",
-	    tmp && *tmp ? tmp : "/tmp");
-	if (mkdtemp(f->dir) == NULL) {
-		free(f);
-		return -1;
-	}
-	*state = f;
-	return 0;
-}
-
-static int
-teardown_dir(void **state)
-{
-	struct fixture *f = *state;
-	char cmd[PATH_MAX + 16];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	if (system(cmd) != 0)
-		return -1;
-	free(f);
-	return 0;
-}
+#include "../testutil.h"
 
 /* write_file - dir/name with content; returns the path (static). */
 static const char *

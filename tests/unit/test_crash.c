@@ -44,46 +44,11 @@
 #include "api_proto.h"
 #include "crash.h"
 #include "log.h"
+#include "../testutil.h"
 
 extern char **environ;
 
 #define CHILD_ARG	"--crash-child"
-
-
-struct fixture {
-	char	dir[PATH_MAX];
-};
-
-static int
-setup_dir(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-	const char *tmp = getenv("TMPDIR");
-
-	if (f == NULL)
-		return -1;
-	snprintf(f->dir, sizeof(f->dir), "%s/test_crash.XXXXXX",
-	    tmp && *tmp ? tmp : "/tmp");
-	if (mkdtemp(f->dir) == NULL) {
-		free(f);
-		return -1;
-	}
-	*state = f;
-	return 0;
-}
-
-static int
-teardown_dir(void **state)
-{
-	struct fixture *f = *state;
-	char cmd[PATH_MAX + 16];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	if (system(cmd) != 0)
-		return -1;
-	free(f);
-	return 0;
-}
 
 static void
 put_file(const char *dir, const char *name, const char *text)
@@ -261,21 +226,6 @@ test_parse_bad(void **state)
 	}
 	/* len is honoured: the good report cut before its empty line */
 	assert_null(crash_parse(good_report, 60));
-}
-
-/* is_rfc3339_us - "YYYY-MM-DDTHH:MM:SS.ffffffZ". */
-static int
-is_rfc3339_us(const char *s)
-{
-	static const char pat[] = "dddd-dd-ddTdd:dd:dd.ddddddZ";
-	size_t i;
-
-	if (s == NULL || strlen(s) != sizeof(pat) - 1)
-		return 0;
-	for (i = 0; i < sizeof(pat) - 1; i++)
-		if (pat[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != pat[i])
-			return 0;
-	return 1;
 }
 
 static void

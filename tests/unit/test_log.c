@@ -38,6 +38,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "strbuf.h"
+#include "../testutil.h"
 
 
 #define SECRET		"log-test-secret-0123456789"
@@ -255,21 +256,6 @@ static const char *
 jstr(const json_t *ev, const char *key)
 {
 	return json_string_value(json_object_get(ev, key));
-}
-
-/* is_rfc3339_us - "YYYY-MM-DDTHH:MM:SS.ffffffZ". */
-static int
-is_rfc3339_us(const char *s)
-{
-	static const char pat[] = "dddd-dd-ddTdd:dd:dd.ddddddZ";
-	size_t i;
-
-	if (s == NULL || strlen(s) != sizeof(pat) - 1)
-		return 0;
-	for (i = 0; i < sizeof(pat) - 1; i++)
-		if (pat[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != pat[i])
-			return 0;
-	return 1;
 }
 
 static void
