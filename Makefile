@@ -28,7 +28,7 @@ pl	= $(shell pkg-config --libs $(1))
 
 COMMON_PKGS := libmicrohttpd jansson libpq libcurl openssl libsodium
 CFLAGS	+= $(call pc,$(COMMON_PKGS))
-COMMON_LIBS := $(call pl,$(COMMON_PKGS)) -lpthread
+COMMON_LIBS := $(call pl,$(COMMON_PKGS)) -lresolv -lpthread
 
 # Per-program extra dependencies.
 LIBS_smtpd	 := $(call pl,libevent libevent_pthreads libevent_openssl)
@@ -142,9 +142,15 @@ FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude \
 	-fsanitize=fuzzer,address,undefined -DFUZZING $(call pc,$(COMMON_PKGS))
-build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(COMMON_SRC)
+# a target that fuzzes a program's own module names it here
+FUZZ_EXTRA_mime := src/messageserver/messageserver_mime.c
+FUZZ_FLAGS_mime := $(call pc,gmime-3.0) -Isrc/messageserver
+FUZZ_LIBS_mime	:= $(call pl,gmime-3.0)
+.SECONDEXPANSION:
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(COMMON_SRC) $$(FUZZ_EXTRA_$$*)
 	@mkdir -p build-fuzz
-	clang $(FUZZ_CFLAGS) -o $@ $< $(COMMON_SRC) $(COMMON_LIBS)
+	clang $(FUZZ_CFLAGS) $(FUZZ_FLAGS_$*) -o $@ $< $(FUZZ_EXTRA_$*) \
+	    $(COMMON_SRC) $(FUZZ_LIBS_$*) $(COMMON_LIBS)
 fuzz: $(FUZZ_BIN)
 	@set -e; for f in $(FUZZ_BIN); do n=$${f#build-fuzz/fuzz_}; \
 	    mkdir -p build-fuzz/corpus-$$n; \

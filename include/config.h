@@ -64,8 +64,13 @@ struct config {
 	int	 smtpd_max_errors;
 	int	 smtpd_cmd_timeout;
 	int	 smtpd_data_timeout;
+	/* DNS (DMARC lookups, MX lookups) */
+	char	*dns_resolver;
+	int	 dns_timeout_ms;
+	int	 dns_cache_entries;
 	/* messageserver */
 	int	 messageserver_port;
+	int	 messageserver_fanout_threads;
 	/* karl */
 	int	 karl_port;
 	char	*karl_spool_dir;
