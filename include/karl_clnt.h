@@ -57,6 +57,8 @@
 #define KARL_DATA_MAX		16	/* footer variables per receiver */
 #define KARL_VALUE_MAX		2048	/* bytes of one footer variable */
 #define KARL_FOOTER_MAX		16384	/* bytes of a footer template */
+#define KARL_KEY_MAX		64	/* bytes of a footer variable's name */
+#define KARL_BATCH_NO_MAX	99999999 /* highest batch number (8 digits) */
 
 #define API_KARL_SEND		"/v1/send"
 #define API_KARL_JOBS		"/v1/jobs/"	/* + id [+ "/receivers"] */
