@@ -49,6 +49,18 @@
 #define F_MS_MESSAGES		"messages"	/* per-recipient results */
 #define F_MS_NUMBER		"number"	/* per-group message number */
 #define F_MS_TOPIC_ID		"topic_id"
+#define F_MS_REASON		"reason"	/* why held/rejected/dropped */
+#define F_MS_PENDING_ID		"pending_id"	/* a held message */
+/* POST /v1/posts (a message built from fields) */
+#define F_MS_FROM		"from"
+#define F_MS_FROM_NAME		"from_name"
+#define F_MS_SUBJECT		"subject"
+#define F_MS_TEXT		"text"
+#define F_MS_HTML		"html"
+#define F_MS_IN_REPLY_TO	"in_reply_to"
+#define F_MS_MESSAGE_ID		"message_id"
+#define F_MS_SOURCE		"source"	/* web|feed|system */
+#define F_MS_SPECIAL		"special"
 
 /* Error bodies: {"error": "<reason>"} with a 4xx/5xx status. */
 #define F_ERROR			"error"

@@ -5,10 +5,13 @@
  * Endpoints (messageserver_clnt.h has the bodies):
  *	POST /v1/rcpt		route one recipient (post, owner, command,
  *				bounce, forward) or refuse it (404/403)
- *	POST /v1/inbound	a message from smtpd: parsed with GMime and
- *				archived to PostgreSQL; 200 only after COMMIT
- * plus /healthz (including the database) and /metrics.  Posting policy,
- * moderation, DMARC and fan-out through karl are still to come
+ *	POST /v1/inbound	a message from smtpd: parsed with GMime, then
+ *				the posting pipeline (policy, hold, archive);
+ *				200 only after COMMIT
+ *	POST /v1/posts		a post from web or a crawler, as fields: the
+ *				same pipeline
+ * plus /healthz (including the database) and /metrics.  Fan-out threads
+ * hand archived posts and notices to karl from the outbox
  * (docs/messageserver.md).  Trusts: callers holding the API secret; the
  * message bytes themselves are hostile input.  Keeps no privileges.
  */
@@ -17,11 +20,16 @@
 #include "daemon.h"
 #include "messageserver.h"
 
+/* text and html of a web post, JSON-escaped, and the other fields */
+#define POSTS_MAX_BODY	(20 * 1024 * 1024)
+
 /* Not const: init sets the inbound bound from the configuration. */
 static struct httpd_route messageserver_routes[] = {
 	{ "POST", API_MS_RCPT, messageserver_rcpt_handler, HTTPD_JSON, 0 },
 	{ "POST", API_MS_INBOUND, messageserver_inbound_handler, HTTPD_JSON,
 	    0 },
+	{ "POST", API_MS_POSTS, messageserver_posts_handler, HTTPD_JSON,
+	    POSTS_MAX_BODY },
 	HTTPD_ROUTE_END
 };
 
@@ -33,12 +41,13 @@ messageserver_init(void)
 	messageserver_mime_init();
 	messageserver_routes[1].max_body =
 	    (size_t)cfg.smtpd_max_message / 3 * 4 + 4 + 64 * 1024;
-	return 0;
+	return messageserver_fanout_start(cfg.messageserver_fanout_threads);
 }
 
 static void
 messageserver_fini(void)
 {
+	messageserver_fanout_stop();
 	messageserver_mime_fini();
 }
 

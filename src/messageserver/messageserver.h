@@ -2,8 +2,13 @@
 /*
  * messageserver.h - private interface between messageserver's parts:
  * recipient routing (messageserver_rcpt.c), MIME parsing
- * (messageserver_mime.c), archiving (messageserver_archive.c) and the
- * inbound handler (messageserver_inbound.c).  Limits are named here.
+ * (messageserver_mime.c), the posting pipeline (messageserver_post.c:
+ * policy, hold, reject, archive), archiving (messageserver_archive.c),
+ * notices (messageserver_notice.c), composing messages
+ * (messageserver_compose.c), the members' copy (messageserver_outgoing.c),
+ * the hand-over to karl (messageserver_fanout.c) and the HTTP handlers
+ * (messageserver_inbound.c, messageserver_posts.c).  Limits are named
+ * here.
  */
 #ifndef MESSAGESERVER_H
 #define MESSAGESERVER_H
@@ -25,6 +30,7 @@ struct db;
 #define MS_HASHTAGS_MAX		10		/* hashtags per message */
 #define MS_HASHTAG_LEN		64		/* bytes of one hashtag */
 #define MS_THREAD_DAYS		"30 days"	/* subject threading window */
+#define MS_LOOPHDR_MAX		4096	/* bytes of List-Id / X-Loop kept */
 
 /* Result of routing one address; status is the HTTP answer. */
 enum ms_rcpt_status {
@@ -65,6 +71,12 @@ struct ms_parsed {
 	char	*body_html;		/* may be NULL */
 	struct ms_attachment *att;
 	size_t	 natt;
+	/* loop and automation markers (NULL when absent) */
+	char	*list_ids;		/* every List-Id, one per line */
+	char	*x_loops;		/* every X-Loop, one per line */
+	char	*auto_submitted;	/* RFC 3834 */
+	char	*precedence;
+	int	 autoreply;		/* X-Autoreply / X-Autorespond seen */
 };
 
 /* messageserver_mime_init - g_mime_init, once at start-up. */
@@ -81,19 +93,156 @@ void	 messageserver_mime_free(struct ms_parsed *);
  * (returns allocated, caller frees; not yet lower-cased). */
 char	*messageserver_mime_subject_key(const char *subject);
 
+/* A message entering the pipeline, whatever its source (borrowed). */
+struct ms_submission {
+	const char		*source;	/* email|web|feed|system */
+	const char		*mail_from;	/* envelope; "" null sender */
+	const unsigned char	*raw;
+	size_t			 rawlen;
+	const struct ms_parsed	*p;
+	int			 special;	/* a special notice */
+	const char		*cid;
+};
+
+/* The settings of a group the pipeline needs. */
+struct ms_group {
+	char	id[24];
+	char	name[MS_ADDR_MAX + 1];
+	char	domain[MS_ADDR_MAX + 1];
+	char	title[256];
+	char	subject_tag[80];
+	char	who_can_post[16];	/* members|moderators|anyone */
+	char	nonmember_posts[16];	/* reject|moderate */
+	char	reply_to[24];
+	char	dmarc_rewrite[16];	/* when_needed|always|never */
+	int	moderate_all;
+	int	moderate_new_topics;
+	int	allow_attachments;
+	long	max_message_size;
+	int	pending_expiry_days;
+};
+
+/* Outcome of one submission in one group. */
+struct ms_result {
+	const char	*status;	/* archived|duplicate|held|rejected|
+					   dropped */
+	const char	*reason;	/* why held/rejected/dropped, or "" */
+	long long	 number;	/* archived or duplicate */
+	long long	 topic_id;
+	long long	 pending_id;	/* held */
+};
+
+/* messageserver_group_load - group name@domain into *g; 1 found, 0 not,
+ * -1 database error. */
+int	 messageserver_group_load(struct db *d, const char *domain,
+	    const char *name, struct ms_group *g);
+/* messageserver_post_group - the pipeline for one group, inside the
+ * caller's transaction: duplicates, loops, sender and policy, then hold,
+ * reject (with a notice), drop, or archive (and queue the fan-out).
+ * 0 with *res filled, -1 on a database failure (the caller rolls back). */
+int	 messageserver_post_group(struct db *d, const struct ms_group *g,
+	    const struct ms_submission *s, struct ms_result *res);
+
 /* Outcome of archiving to one group. */
 struct ms_archived {
+	long long	id;		/* messages.id */
 	long long	number;
 	long long	topic_id;
 	int		duplicate;
 };
 
-/* messageserver_archive_store - store p in group_id inside the caller's
- * open transaction on d; 0 with *out filled, or -1 (logged; the caller
- * rolls back). */
-int	 messageserver_archive_store(struct db *d, const char *group_id,
-	    const struct ms_parsed *p, const void *raw, size_t rawlen,
+/* messageserver_archive_topic - the topic p belongs to in group gid
+ * (reply or same subject) into topic; 1 found, 0 a new topic, -1 error. */
+int	 messageserver_archive_topic(struct db *d, const char *gid,
+	    const struct ms_parsed *p, char *topic, size_t len);
+/* messageserver_archive_store - store s in group gid inside the caller's
+ * open transaction on d, in topic (from messageserver_archive_topic; ""
+ * starts one); 0 with *out filled, or -1 (logged; the caller rolls
+ * back). */
+int	 messageserver_archive_store(struct db *d, const char *gid,
+	    const struct ms_submission *s, const char *topic,
 	    struct ms_archived *out);
+/* messageserver_bytea_hex - "\x" + hex of data, a bytea parameter
+ * (db.h passes text only; allocated). */
+char	*messageserver_bytea_hex(const void *data, size_t len);
+/* messageserver_hashtags - the #tags of a subject, at most max, each
+ * MS_HASHTAG_LEN + 1 bytes; returns how many. */
+size_t	 messageserver_hashtags(const char *subject,
+	    char (*tags)[MS_HASHTAG_LEN + 1], size_t max);
+
+/* A message built from fields (strings borrowed). */
+struct ms_header {
+	const char	*name;
+	const char	*value;
+};
+struct ms_compose {
+	const char		*from_name;
+	const char		*from_addr;
+	const char *const	*to;
+	size_t			 nto;
+	const char		*reply_to;	/* may be NULL */
+	const char		*subject;
+	const char		*text;
+	const char		*html;		/* may be NULL */
+	const char		*message_id;	/* NULL: a random one */
+	const char		*msgid_domain;
+	const char		*in_reply_to;	/* may be NULL */
+	const struct ms_header	*headers;	/* extra, e.g. Auto-Submitted */
+	size_t			 nheaders;
+};
+/* messageserver_compose - the RFC 5322 bytes, CRLF lines (allocated). */
+char	*messageserver_compose(const struct ms_compose *, size_t *lenp);
+
+/* Input of the members' copy of a post (strings borrowed). */
+struct ms_outgoing {
+	const char	*raw;
+	size_t		 rawlen;
+	const char	*group;
+	const char	*domain;
+	const char	*title;
+	const char	*subject_tag;
+	const char	*reply_to_policy;
+	const char	*subject;	/* decoded, as archived */
+	const char	*from_addr;
+	const char	*from_name;
+	const char	*public_url;
+	long long	 number;
+	int		 rewrite_from;	/* messageserver_dmarc_rewrite */
+};
+/* messageserver_dmarc_rewrite - 1 if From must become the list's, by the
+ * group's mode (when_needed|always|never) and the poster's DMARC policy. */
+int	 messageserver_dmarc_rewrite(const char *mode, const char *from_addr);
+/* messageserver_outgoing - the members' copy (allocated). */
+char	*messageserver_outgoing(const struct ms_outgoing *, size_t *lenp);
+
+/* messageserver_notice_reject - tell the poster why s was not posted to
+ * g (queued in the outbox inside the caller's transaction); 0 or -1. */
+int	 messageserver_notice_reject(struct db *d, const struct ms_group *g,
+	    const struct ms_submission *s, const char *why);
+/* messageserver_notice_held - tell g's moderators that pending message
+ * pending_id waits, with signed approve/reject reply addresses. */
+int	 messageserver_notice_held(struct db *d, const struct ms_group *g,
+	    const struct ms_submission *s, long long pending_id,
+	    const char *why);
+/* messageserver_moderation_token - the signed token naming a held
+ * message (allocated). */
+char	*messageserver_moderation_token(long long pending_id, int days);
+
+/* messageserver_fanout_start - the threads that hand the outbox to
+ * karl; 0 or -1.  _kick wakes them after a commit; _stop joins them. */
+int	 messageserver_fanout_start(int nthreads);
+void	 messageserver_fanout_kick(void);
+void	 messageserver_fanout_stop(void);
+
+/* messageserver_result_json - one group's outcome for a reply. */
+json_t	*messageserver_result_json(const struct ms_group *,
+	    const struct ms_result *);
+/* messageserver_overall - the reply's status: the most significant
+ * outcome in msgs, "accepted-unprocessed" when only other routes were. */
+const char *messageserver_overall(json_t *msgs, int other);
+
+/* messageserver_posts_handler - POST /v1/posts. */
+int	 messageserver_posts_handler(struct httpd_req *);
 
 /* messageserver_inbound_handler - POST /v1/inbound. */
 int	 messageserver_inbound_handler(struct httpd_req *);

@@ -3,8 +3,8 @@
  * messageserver_archive.c - store one parsed message in one group's
  * archive, inside a transaction the caller opened and will commit.
  *
- * A message whose Message-ID the group already has is a duplicate and
- * changes nothing.  Threading: the newest message of the group named by
+ * The pipeline (messageserver_post.c) has already ruled out duplicates
+ * (the unique (group, Message-ID) still guards against a race).  Threading: the newest message of the group named by
  * In-Reply-To or References gives the topic; else the most recent topic
  * (within MS_THREAD_DAYS) with the same subject key (Re:/Fwd:/[tag]
  * prefixes stripped, whitespace collapsed, lower-cased); else a new topic.
@@ -25,9 +25,8 @@
 #include "strbuf.h"
 #include "xalloc.h"
 
-/* bytea_hex - "\x" + hex of data (returns allocated, caller frees). */
-static char *
-bytea_hex(const void *data, size_t len)
+char *
+messageserver_bytea_hex(const void *data, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *b = data;
@@ -44,14 +43,12 @@ bytea_hex(const void *data, size_t len)
 	return out;
 }
 
-/* find_topic - the topic of the parent or of a same-subject topic into
- * topic; 1 found, 0 not, -1 error. */
-static int
-find_topic(struct db *d, const char *gid, const struct ms_parsed *p,
-    const char *key, char *topic, size_t len)
+int
+messageserver_archive_topic(struct db *d, const char *gid,
+    const struct ms_parsed *p, char *topic, size_t len)
 {
 	json_t *ids = json_array();
-	char *js;
+	char *js, *key;
 	size_t i;
 	int found = 0;
 
@@ -69,26 +66,29 @@ find_topic(struct db *d, const char *gid, const struct ms_parsed *p,
 		free(js);
 	}
 	json_decref(ids);
-	if (found != 0 || key[0] == '\0')
+	if (found != 0)
 		return found;
-	return db_query_value(d, "SELECT id FROM topics WHERE group_id = $1 "
-	    "AND subject_key = lower($2) AND archived_at IS NULL "
-	    "AND last_activity_at > now() - interval '" MS_THREAD_DAYS "' "
-	    "ORDER BY last_activity_at DESC LIMIT 1", DB_PARAMS(gid, key),
-	    topic, len);
+	key = messageserver_mime_subject_key(p->subject);
+	if (key[0] != '\0')
+		found = db_query_value(d, "SELECT id FROM topics "
+		    "WHERE group_id = $1 AND subject_key = lower($2) "
+		    "AND archived_at IS NULL AND last_activity_at > now() - "
+		    "interval '" MS_THREAD_DAYS "' "
+		    "ORDER BY last_activity_at DESC LIMIT 1",
+		    DB_PARAMS(gid, key), topic, len);
+	free(key);
+	return found;
 }
 
-/* store_hashtags - #tags of the subject on the topic. */
-static int
-store_hashtags(struct db *d, const char *gid, const char *topic,
-    const char *subject)
+size_t
+messageserver_hashtags(const char *subject,
+    char (*tags)[MS_HASHTAG_LEN + 1], size_t max)
 {
-	char tag[MS_HASHTAG_LEN + 1];
 	const char *s, *e;
 	gunichar c;
-	int n = 0;
+	size_t n = 0;
 
-	for (s = subject; *s != '\0' && n < MS_HASHTAGS_MAX; s++) {
+	for (s = subject; *s != '\0' && n < max; s++) {
 		if (*s != '#' || (s > subject && s[-1] != ' ' &&
 		    s[-1] != '\t' && s[-1] != '(' && s[-1] != '['))
 			continue;
@@ -101,21 +101,36 @@ store_hashtags(struct db *d, const char *gid, const char *topic,
 		}
 		if (e == s + 1 || (size_t)(e - s - 1) > MS_HASHTAG_LEN)
 			continue;
-		snprintf(tag, sizeof(tag), "%.*s", (int)(e - s - 1), s + 1);
+		snprintf(tags[n], MS_HASHTAG_LEN + 1, "%.*s",
+		    (int)(e - s - 1), s + 1);
 		n++;
+		s = e - 1;
+	}
+	return n;
+}
+
+/* store_hashtags - #tags of the subject on the topic. */
+static int
+store_hashtags(struct db *d, const char *gid, const char *topic,
+    const char *subject)
+{
+	char tags[MS_HASHTAGS_MAX][MS_HASHTAG_LEN + 1];
+	size_t i, n = messageserver_hashtags(subject, tags, MS_HASHTAGS_MAX);
+
+	for (i = 0; i < n; i++) {
 		/* the WHERE keeps a tag the CHECK would refuse (say, a
 		 * non-ASCII space) from failing the whole delivery */
 		if (db_exec(d, "INSERT INTO hashtags (group_id, name) "
 		    "SELECT $1, $2 WHERE $2 !~ '[[:space:]#]' "
 		    "ON CONFLICT (group_id, lower(name)) DO NOTHING",
-		    DB_PARAMS(gid, tag)) == -1)
+		    DB_PARAMS(gid, tags[i])) == -1)
 			return -1;
 		if (db_exec(d, "INSERT INTO topic_hashtags (topic_id, "
 		    "hashtag_id) SELECT $1, id FROM hashtags WHERE "
 		    "group_id = $2 AND lower(name) = lower($3) "
-		    "ON CONFLICT DO NOTHING", DB_PARAMS(topic, gid, tag)) == -1)
+		    "ON CONFLICT DO NOTHING",
+		    DB_PARAMS(topic, gid, tags[i])) == -1)
 			return -1;
-		s = e - 1;
 	}
 	return 0;
 }
@@ -132,7 +147,7 @@ store_attachments(struct db *d, const char *mid, const struct ms_parsed *p)
 	for (i = 0; i < p->natt; i++) {
 		snprintf(pos, sizeof(pos), "%zu", i + 1);
 		snprintf(size, sizeof(size), "%zu", p->att[i].len);
-		hex = bytea_hex(p->att[i].data, p->att[i].len);
+		hex = messageserver_bytea_hex(p->att[i].data, p->att[i].len);
 		rc = db_exec(d, "INSERT INTO attachments (message_id, "
 		    "position, filename, content_type, disposition, "
 		    "content_id, size, sha256, content) VALUES ($1, $2, $3, "
@@ -149,63 +164,52 @@ store_attachments(struct db *d, const char *mid, const struct ms_parsed *p)
 
 int
 messageserver_archive_store(struct db *d, const char *gid,
-    const struct ms_parsed *p, const void *raw, size_t rawlen,
+    const struct ms_submission *s, const char *topic_in,
     struct ms_archived *out)
 {
+	const struct ms_parsed *p = s->p;
 	char topic[32], size[32];
 	char *key, *hex, *refs;
 	json_t *ja;
 	PGresult *r;
 	size_t i;
-	int found;
 
 	memset(out, 0, sizeof(*out));
-	r = db_query(d, "SELECT number, topic_id FROM messages "
-	    "WHERE group_id = $1 AND message_id = $2",
-	    DB_PARAMS(gid, p->message_id));
-	if (r == NULL)
-		return -1;
-	if (PQntuples(r) > 0) {
-		out->duplicate = 1;
-		out->number = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-		out->topic_id = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
-		PQclear(r);
-		return 0;
-	}
-	PQclear(r);
-
-	key = messageserver_mime_subject_key(p->subject);
-	found = find_topic(d, gid, p, key, topic, sizeof(topic));
-	if (found == 0)
-		found = db_query_value(d, "INSERT INTO topics (group_id, "
+	if (topic_in != NULL && topic_in[0] != '\0')
+		strlcpy_chk(topic, topic_in, sizeof(topic));
+	else {
+		key = messageserver_mime_subject_key(p->subject);
+		i = (size_t)db_query_value(d, "INSERT INTO topics (group_id, "
 		    "subject, subject_key, started_by) "
-		    "VALUES ($1, $2, lower($3), "
-		    "(SELECT id FROM accounts WHERE lower(email) = lower($4))) "
-		    "RETURNING id", DB_PARAMS(gid, key, key, p->from_addr),
-		    topic, sizeof(topic));
-	free(key);
-	if (found != 1)
-		return -1;
+		    "VALUES ($1, $2, lower($3), (SELECT id FROM accounts "
+		    "WHERE lower(email) = lower($4))) RETURNING id",
+		    DB_PARAMS(gid, key, key, p->from_addr), topic,
+		    sizeof(topic));
+		free(key);
+		if (i != 1)
+			return -1;
+	}
 
 	ja = json_array();
 	for (i = 0; i < p->nrefs; i++)
 		json_array_append_new(ja, json_string(p->refs[i]));
 	refs = json_dumps(ja, JSON_COMPACT);
 	json_decref(ja);
-	hex = bytea_hex(raw, rawlen);
-	snprintf(size, sizeof(size), "%zu", rawlen);
+	hex = messageserver_bytea_hex(s->raw, s->rawlen);
+	snprintf(size, sizeof(size), "%zu", s->rawlen);
 	r = db_query(d, "INSERT INTO messages (group_id, topic_id, "
 	    "message_id, in_reply_to, refs, author_id, from_address, "
 	    "from_name, subject, sent_at, source, raw, size, body_text, "
-	    "body_html, has_attachments) VALUES ($1, $2, $3, $4, "
+	    "body_html, has_attachments, special) VALUES ($1, $2, $3, $4, "
 	    "ARRAY(SELECT jsonb_array_elements_text($5::jsonb)), "
 	    "(SELECT id FROM accounts WHERE lower(email) = lower($6)), "
-	    "$6, $7, $8, $9::timestamptz, 'email', $10::bytea, $11, $12, "
-	    "$13, $14) ON CONFLICT (group_id, message_id) DO NOTHING "
-	    "RETURNING id, number", 14, (const char *[]){ gid, topic,
+	    "$6, $7, $8, $9::timestamptz, $10, $11::bytea, $12, $13, "
+	    "$14, $15, $16) ON CONFLICT (group_id, message_id) DO NOTHING "
+	    "RETURNING id, number", 16, (const char *[]){ gid, topic,
 	    p->message_id, p->in_reply_to, refs, p->from_addr, p->from_name,
-	    p->subject, p->sent_at, hex, size, p->body_text, p->body_html,
-	    p->natt > 0 ? "true" : "false" });
+	    p->subject, p->sent_at, s->source, hex, size, p->body_text,
+	    p->body_html, p->natt > 0 ? "true" : "false",
+	    s->special ? "true" : "false" });
 	free(hex);
 	free(refs);
 	if (r == NULL)
@@ -217,6 +221,7 @@ messageserver_archive_store(struct db *d, const char *gid,
 		    p->message_id, gid);
 		return -1;
 	}
+	out->id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	out->number = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
 	out->topic_id = strtoll(topic, NULL, 10);
 	if (store_attachments(d, PQgetvalue(r, 0, 0), p) == -1 ||

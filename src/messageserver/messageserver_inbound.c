@@ -5,12 +5,15 @@
  * The body is decoded strictly (ms_inbound_decode: 400 on any fault), the
  * bytes parsed with GMime (422 when they are not a message), then in ONE
  * transaction every recipient is routed again and, for each group posted
- * to, the message archived (messageserver_archive.c).  The reply, 200
- * {"status": "archived"|"duplicate"|"accepted-unprocessed", "messages":
- * [...]}, is sent only after COMMIT; any database failure rolls everything
- * back and answers 503, which smtpd turns into 451 so the sender retries
- * and nothing is lost.  Owner, command, bounce and forward recipients are
- * accepted but not processed yet (logged at info).
+ * to, the message goes through the posting pipeline (messageserver_post.c:
+ * archived, held, rejected with a notice, or dropped).  The reply, 200
+ * {"status": overall, "messages": [per group]}, is sent only after COMMIT;
+ * any database failure rolls everything back and answers 503, which smtpd
+ * turns into 451 so the sender retries and nothing is lost.  A rejection
+ * is still a 200: the message was taken, and the poster hears why from a
+ * notice (an SMTP-time refusal would reject the other groups' copies too).
+ * Owner, command, bounce and forward recipients are accepted but not
+ * processed yet (logged at info).
  */
 #include <stdio.h>
 #include <string.h>
@@ -25,32 +28,68 @@
 
 /* seen - 1 if group@domain already has an entry in msgs. */
 static int
-seen(json_t *msgs, const struct ms_route *r)
+seen(json_t *msgs, const char *group, const char *domain)
 {
 	json_t *v;
 	size_t i;
 
 	json_array_foreach(msgs, i, v) {
 		if (strcmp(json_string_value(json_object_get(v, F_MS_GROUP)),
-		    r->group) == 0 && strcmp(json_string_value(
-		    json_object_get(v, F_MS_DOMAIN)), r->domain) == 0)
+		    group) == 0 && strcmp(json_string_value(
+		    json_object_get(v, F_MS_DOMAIN)), domain) == 0)
 			return 1;
 	}
 	return 0;
 }
 
-/* archive_all - route and archive inside an open transaction; -1 on a
- * database failure.  Counts go to *archived, *dups, *other. */
+json_t *
+messageserver_result_json(const struct ms_group *g,
+    const struct ms_result *res)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s}", F_MS_GROUP, g->name,
+	    F_MS_DOMAIN, g->domain, F_MS_STATUS, res->status, F_MS_REASON,
+	    res->reason);
+
+	if (res->number > 0) {
+		json_object_set_new(o, F_MS_NUMBER, json_integer(res->number));
+		json_object_set_new(o, F_MS_TOPIC_ID,
+		    json_integer(res->topic_id));
+	}
+	if (res->pending_id > 0)
+		json_object_set_new(o, F_MS_PENDING_ID,
+		    json_integer(res->pending_id));
+	return o;
+}
+
+const char *
+messageserver_overall(json_t *msgs, int other)
+{
+	static const char *const order[] = { "archived", "held", "duplicate",
+	    "rejected", "dropped", NULL };
+	const char *st;
+	json_t *v;
+	size_t i, k;
+
+	for (k = 0; order[k] != NULL; k++)
+		json_array_foreach(msgs, i, v) {
+			st = json_string_value(json_object_get(v, F_MS_STATUS));
+			if (st != NULL && strcmp(st, order[k]) == 0)
+				return order[k];
+		}
+	return other ? "accepted-unprocessed" : NULL;
+}
+
+/* post_all - route and run the pipeline inside an open transaction; -1
+ * on a database failure.  Non-post routes are counted in *other. */
 static int
-archive_all(struct db *d, const struct ms_inbound *in,
-    const struct ms_parsed *p, const char *cid, json_t *msgs,
-    int *archived, int *dups, int *other)
+post_all(struct db *d, const struct ms_inbound *in,
+    const struct ms_submission *s, json_t *msgs, int *other)
 {
 	struct ms_route r;
-	struct ms_archived a;
-	char gid[32];
-	PGresult *res;
+	struct ms_group g;
+	struct ms_result res;
 	size_t i;
+	int rc;
 
 	for (i = 0; i < in->nrcpts; i++) {
 		switch (messageserver_rcpt_resolve(d, in->rcpts[i], &r)) {
@@ -60,43 +99,27 @@ archive_all(struct db *d, const struct ms_inbound *in,
 			return -1;
 		default:
 			log_info("%s messageserver: rcpt %s no longer routes; "
-			    "skipped", cid, in->rcpts[i]);
+			    "skipped", s->cid, in->rcpts[i]);
 			continue;
 		}
 		if (r.kind != MS_ROUTE_POST) {
 			log_info("%s messageserver: %s route %s for %s: "
-			    "accepted, not processed yet", cid, in->rcpts[i],
-			    ms_route_name(r.kind), r.group);
+			    "accepted, not processed yet", s->cid,
+			    in->rcpts[i], ms_route_name(r.kind), r.group);
 			(*other)++;
 			continue;
 		}
-		if (seen(msgs, &r))
+		if (seen(msgs, r.group, r.domain))
 			continue;
-		res = db_query(d, "SELECT id FROM groups WHERE domain = $1 "
-		    "AND name = $2", DB_PARAMS(r.domain, r.group));
-		if (res == NULL)
+		if ((rc = messageserver_group_load(d, r.domain, r.group,
+		    &g)) == -1)
 			return -1;
-		if (PQntuples(res) == 0) {
-			PQclear(res);
+		if (rc == 0)
 			continue;
-		}
-		strlcpy_chk(gid, PQgetvalue(res, 0, 0), sizeof(gid));
-		PQclear(res);
-		if (messageserver_archive_store(d, gid, p, in->raw, in->rawlen,
-		    &a) == -1)
+		if (messageserver_post_group(d, &g, s, &res) == -1)
 			return -1;
-		if (a.duplicate)
-			(*dups)++;
-		else
-			(*archived)++;
-		log_info("%s messageserver: <%s> %s %s@%s #%lld topic %lld",
-		    cid, p->message_id, a.duplicate ? "duplicate in" :
-		    "archived to", r.group, r.domain, a.number, a.topic_id);
-		json_array_append_new(msgs, json_pack("{s:s, s:s, s:I, s:I, "
-		    "s:s}", F_MS_GROUP, r.group, F_MS_DOMAIN, r.domain,
-		    F_MS_NUMBER, (json_int_t)a.number, F_MS_TOPIC_ID,
-		    (json_int_t)a.topic_id, F_MS_STATUS,
-		    a.duplicate ? "duplicate" : "archived"));
+		json_array_append_new(msgs, messageserver_result_json(&g,
+		    &res));
 	}
 	return 0;
 }
@@ -106,12 +129,13 @@ int
 messageserver_inbound_handler(struct httpd_req *req)
 {
 	struct ms_inbound in;
+	struct ms_submission sub;
 	struct ms_parsed p;
 	char err[256];
 	const char *cid, *status;
 	json_t *msgs;
 	struct db *d;
-	int archived = 0, dups = 0, other = 0, rc;
+	int other = 0, rc;
 
 	if (ms_inbound_decode(httpd_req_json(req), &in, err,
 	    sizeof(err)) == -1)
@@ -129,12 +153,18 @@ messageserver_inbound_handler(struct httpd_req *req)
 		ms_inbound_free(&in);
 		return httpd_reply_error(req, 503, "database unavailable");
 	}
+	memset(&sub, 0, sizeof(sub));
+	sub.source = "email";
+	sub.mail_from = in.mail_from;
+	sub.raw = in.raw;
+	sub.rawlen = in.rawlen;
+	sub.p = &p;
+	sub.cid = cid;
 	msgs = json_array();
 	rc = db_begin(d);
 	if (rc == 0)
-		rc = archive_all(d, &in, &p, cid, msgs, &archived, &dups,
-		    &other);
-	if (rc == 0 && archived + dups + other == 0) {
+		rc = post_all(d, &in, &sub, msgs, &other);
+	if (rc == 0 && json_array_size(msgs) == 0 && other == 0) {
 		db_rollback(d);
 		db_put(daemon_db, d);
 		json_decref(msgs);
@@ -154,8 +184,8 @@ messageserver_inbound_handler(struct httpd_req *req)
 		return httpd_reply_error(req, 503,
 		    "database failure; not stored, try again later");
 	}
-	status = archived ? "archived" : dups ? "duplicate" :
-	    "accepted-unprocessed";
+	messageserver_fanout_kick();
+	status = messageserver_overall(msgs, other);
 	return httpd_reply_json(req, 200, json_pack("{s:s, s:o}",
 	    F_MS_STATUS, status, F_MS_MESSAGES, msgs));
 }

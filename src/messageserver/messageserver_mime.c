@@ -292,6 +292,55 @@ set_message_id(GMimeMessage *m, const void *raw, size_t len,
 	g_free(sum);
 }
 
+/* append_line - *dst += "\n" v, bounded to max bytes in all. */
+static void
+append_line(char **dst, const char *v, size_t max)
+{
+	char *c = utf8_clean(v, strlen(v), max), *n;
+
+	if (*dst == NULL) {
+		*dst = c;
+		return;
+	}
+	if (strlen(*dst) + strlen(c) + 1 <= max) {
+		n = xasprintf("%s\n%s", *dst, c);
+		free(*dst);
+		*dst = n;
+	}
+	free(c);
+}
+
+/* set_automation - the headers that tell a list post from mail a machine
+ * sent or that already went through a list (loop checks). */
+static void
+set_automation(GMimeHeaderList *hl, struct ms_parsed *p)
+{
+	GMimeHeader *h;
+	const char *name, *v;
+	int i, n = g_mime_header_list_get_count(hl);
+
+	for (i = 0; i < n; i++) {
+		h = g_mime_header_list_get_header_at(hl, i);
+		name = g_mime_header_get_name(h);
+		v = g_mime_header_get_value(h);
+		if (name == NULL || v == NULL)
+			continue;
+		if (g_ascii_strcasecmp(name, "List-Id") == 0)
+			append_line(&p->list_ids, v, MS_LOOPHDR_MAX);
+		else if (g_ascii_strcasecmp(name, "X-Loop") == 0)
+			append_line(&p->x_loops, v, MS_LOOPHDR_MAX);
+		else if (g_ascii_strcasecmp(name, "Auto-Submitted") == 0 &&
+		    p->auto_submitted == NULL)
+			p->auto_submitted = utf8_clean(v, strlen(v), 200);
+		else if (g_ascii_strcasecmp(name, "Precedence") == 0 &&
+		    p->precedence == NULL)
+			p->precedence = utf8_clean(v, strlen(v), 200);
+		else if (g_ascii_strcasecmp(name, "X-Autoreply") == 0 ||
+		    g_ascii_strcasecmp(name, "X-Autorespond") == 0)
+			p->autoreply = 1;
+	}
+}
+
 int
 messageserver_mime_parse(const void *raw, size_t len,
     const char *fallback_from, const char *msgid_domain, struct ms_parsed *p)
@@ -325,6 +374,7 @@ messageserver_mime_parse(const void *raw, size_t len,
 		p->subject = xstrdup("");
 	set_from(m, fallback_from, p);
 	set_date(m, p);
+	set_automation(hl, p);
 	msgid_list(g_mime_object_get_header(GMIME_OBJECT(m), "In-Reply-To"),
 	    &irt, &nirt);
 	if (nirt > 0)
@@ -358,6 +408,10 @@ messageserver_mime_free(struct ms_parsed *p)
 	free(p->from_addr);
 	free(p->sent_at);
 	free(p->in_reply_to);
+	free(p->list_ids);
+	free(p->x_loops);
+	free(p->auto_submitted);
+	free(p->precedence);
 	for (i = 0; i < p->nrefs; i++)
 		free(p->refs[i]);
 	free(p->refs);

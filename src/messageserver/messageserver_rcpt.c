@@ -9,6 +9,7 @@
  *	group+owner		the group's owners
  *	group+bounces-TOKEN	a VERP bounce; detail = TOKEN
  *	group+COMMAND		an email command (ms_commands below)
+ *	group+COMMAND-ARG	one with an argument (ms_arg_commands)
  * for an existing group of that domain, or a forward_rules row (detail =
  * the target address, or group@domain of the target group); anything else
  * is 404.  The database being unreachable is 503.
@@ -28,8 +29,16 @@
 /* The email commands, as group+<command>@domain. */
 static const char *const ms_commands[] = {
 	"subscribe", "unsubscribe", "join", "leave", "signoff", "help",
-	"digest", "summary", "nomail", "mail", "individual", "confirm",
-	NULL
+	"digest", "plaindigest", "summary", "special", "nomail", "mail",
+	"single", "individual", "confirm", NULL
+};
+
+/* Commands with an argument, as group+<command>-<arg>@domain: signed
+ * tokens (approve, reject, confirm, unsubscribe), a date (nomail-until)
+ * or a topic or hashtag (mute, follow); detail = the argument. */
+static const char *const ms_arg_commands[] = {
+	"approve", "reject", "confirm", "unsubscribe", "nomail-until",
+	"mute", "follow", NULL
 };
 
 #define MS_BOUNCE_PREFIX	"bounces"
@@ -41,6 +50,26 @@ lower(char *s)
 	for (; *s != '\0'; s++)
 		if (*s >= 'A' && *s <= 'Z')
 			*s = (char)(*s - 'A' + 'a');
+}
+
+/* arg_command - 1 if s is "<command>-<arg>" for one of ms_arg_commands,
+ * with r's command and detail set. */
+static int
+arg_command(const char *s, struct ms_route *r)
+{
+	size_t i, n;
+
+	for (i = 0; ms_arg_commands[i] != NULL; i++) {
+		n = strlen(ms_arg_commands[i]);
+		if (strncmp(s, ms_arg_commands[i], n) != 0 || s[n] != '-' ||
+		    s[n + 1] == '\0')
+			continue;
+		strlcpy_chk(r->command, ms_arg_commands[i],
+		    sizeof(r->command));
+		strlcpy_chk(r->detail, s + n + 1, sizeof(r->detail));
+		return 1;
+	}
+	return 0;
 }
 
 /* is_command - 1 if s is one of ms_commands. */
@@ -117,6 +146,10 @@ messageserver_rcpt_resolve(struct db *d, const char *addr,
 		if (is_command(ext)) {
 			r->kind = MS_ROUTE_COMMAND;
 			strlcpy_chk(r->command, ext, sizeof(r->command));
+			return MS_RCPT_OK;
+		}
+		if (arg_command(ext, r)) {
+			r->kind = MS_ROUTE_COMMAND;
 			return MS_RCPT_OK;
 		}
 		r->group[0] = '\0';

@@ -288,6 +288,28 @@ class Stack:
             out.append(f"---- {f}\n" + "\n".join(text))
         return "\n".join(out)
 
+    # ------------------------------------------------------------- database
+
+    def conninfo(self):
+        """The stack's db_conninfo, as the daemons read it."""
+        out = subprocess.run([str(self.bin / "errord"), "-f", str(self.conf),
+                              "-n"], capture_output=True, text=True,
+                             check=True).stdout
+        return next(line.split(" = ", 1)[1] for line in out.splitlines()
+                    if line.startswith("db_conninfo = "))
+
+    def sql(self, query, *args):
+        """Rows of query through psql (lists of strings; NULL is "").
+        Arguments are psql variables: :'v1', :'v2', ..."""
+        cmd = ["psql", "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1",
+               "-F", "\t", "-R", "\x1e", self.conninfo()]
+        for i, a in enumerate(args, 1):
+            cmd += ["-v", f"v{i}={a}"]
+        r = subprocess.run(cmd, input=query, capture_output=True, text=True,
+                           check=True, timeout=60)
+        out = r.stdout[:-1] if r.stdout.endswith("\n") else r.stdout
+        return [rec.split("\t") for rec in out.split("\x1e") if rec]
+
     # ----------------------------------------------------------------- HTTP
 
     def port(self, daemon):

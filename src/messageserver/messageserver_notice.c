@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * messageserver_notice.c - the notices the posting path sends: a rejected
+ * poster is told why; a group's moderators are told a message waits, with
+ * reply addresses that approve or reject it.
+ *
+ * Notices are composed here and queued in the outbox inside the caller's
+ * transaction, so they leave exactly when the decision is committed.
+ * They come from group+owner@domain with Auto-Submitted: auto-replied
+ * (RFC 3834), so well-behaved responders do not answer them.  The
+ * moderation token is HMAC-signed (token.h, purpose "moderate") over the
+ * held message's id and expires with it; the commands path verifies it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "db.h"
+#include "log.h"
+#include "messageserver.h"
+#include "strbuf.h"
+#include "token.h"
+#include "xalloc.h"
+
+#define NOTICE_QUOTE_MAX	2000	/* bytes of the post quoted */
+
+char *
+messageserver_moderation_token(long long pending_id, int days)
+{
+	unsigned char key[TOKEN_KEY_LEN];
+	char payload[32];
+	char *t;
+
+	token_derive(cfg.secret ? cfg.secret : "",
+	    cfg.secret ? strlen(cfg.secret) : 0, "moderate", key);
+	snprintf(payload, sizeof(payload), "%lld", pending_id);
+	t = token_sign(key, "moderate", payload, strlen(payload),
+	    time(NULL) + (time_t)days * 86400);
+	return t;
+}
+
+/* queue - put a composed notice for receivers (a JSON array of
+ * {"to": ...}) in the outbox. */
+static int
+queue(struct db *d, const struct ms_group *g, const char *raw, size_t len,
+    json_t *receivers)
+{
+	char *hex = messageserver_bytea_hex(raw, len);
+	char *js = json_dumps(receivers, JSON_COMPACT);
+	long rc;
+
+	rc = db_exec(d, "INSERT INTO outbox (kind, group_id, raw, receivers) "
+	    "VALUES ('notice', $1, $2::bytea, $3::jsonb)",
+	    DB_PARAMS(g->id, hex, js));
+	free(hex);
+	free(js);
+	return rc == -1 ? -1 : 0;
+}
+
+/* quote - the start of the post's text, each line after "> ". */
+static void
+quote(struct strbuf *sb, const char *text)
+{
+	size_t n = 0;
+
+	strbuf_puts(sb, "> ");
+	for (; *text != '\0' && n < NOTICE_QUOTE_MAX; text++, n++) {
+		strbuf_putc(sb, *text);
+		if (*text == '\n' && text[1] != '\0')
+			strbuf_puts(sb, "> ");
+	}
+	if (*text != '\0')
+		strbuf_puts(sb, "\n> [...]");
+	strbuf_putc(sb, '\n');
+}
+
+int
+messageserver_notice_reject(struct db *d, const struct ms_group *g,
+    const struct ms_submission *s, const char *why)
+{
+	const struct ms_parsed *p = s->p;
+	const char *to[1] = { p->from_addr };
+	struct ms_header hdr[] = { { "Auto-Submitted", "auto-replied" } };
+	struct ms_compose c;
+	struct strbuf *body = strbuf_new(4096);
+	char *from, *subject, *raw;
+	size_t len;
+	json_t *rcv;
+	int rc;
+
+	if (strchr(p->from_addr, '@') == NULL) {
+		strbuf_free(body);
+		return 0;	/* nobody to tell */
+	}
+	strbuf_appendf(body, "Your message to %s@%s was not posted:\n%s.\n\n"
+	    "Subject: %s\n\n", g->name, g->domain, why, p->subject);
+	if (cfg.public_url != NULL)
+		strbuf_appendf(body, "About the group: %s/g/%s\n\n",
+		    cfg.public_url, g->name);
+	strbuf_appendf(body, "The group's owners: %s+owner@%s\n\n", g->name,
+	    g->domain);
+	quote(body, p->body_text);
+
+	from = xasprintf("%s+owner@%s", g->name, g->domain);
+	subject = xasprintf("Not posted to %s: %s", g->name, p->subject);
+	memset(&c, 0, sizeof(c));
+	c.from_name = g->title[0] ? g->title : g->name;
+	c.from_addr = from;
+	c.to = to;
+	c.nto = 1;
+	c.subject = subject;
+	c.text = body->buf;
+	c.msgid_domain = g->domain;
+	c.in_reply_to = p->message_id;
+	c.headers = hdr;
+	c.nheaders = 1;
+	raw = messageserver_compose(&c, &len);
+	rcv = json_pack("[{s:s}]", "to", p->from_addr);
+	rc = queue(d, g, raw, len, rcv);
+	json_decref(rcv);
+	free(raw);
+	free(subject);
+	free(from);
+	strbuf_free(body);
+	return rc;
+}
+
+int
+messageserver_notice_held(struct db *d, const struct ms_group *g,
+    const struct ms_submission *s, long long pending_id, const char *why)
+{
+	const struct ms_parsed *p = s->p;
+	struct ms_header hdr[] = { { "Auto-Submitted", "auto-generated" } };
+	struct ms_compose c;
+	struct strbuf *body;
+	char *token, *approve, *reject, *from, *subject, *raw;
+	const char **to;
+	size_t len, i, n;
+	json_t *rcv;
+	PGresult *r;
+	int rc;
+
+	r = db_query(d, "SELECT a.email FROM memberships m JOIN accounts a "
+	    "ON a.id = m.account_id WHERE m.group_id = $1 "
+	    "AND m.role IN ('owner', 'moderator') AND m.status = 'active' "
+	    "AND a.status = 'active' ORDER BY m.id LIMIT 100",
+	    DB_PARAMS(g->id));
+	if (r == NULL)
+		return -1;
+	if ((n = (size_t)PQntuples(r)) == 0) {
+		log_warnx("messageserver: group %s@%s holds message %lld "
+		    "but has no moderators to tell", g->name, g->domain,
+		    pending_id);
+		PQclear(r);
+		return 0;
+	}
+	token = messageserver_moderation_token(pending_id,
+	    g->pending_expiry_days);
+	approve = xasprintf("%s+approve-%s@%s", g->name, token, g->domain);
+	reject = xasprintf("%s+reject-%s@%s", g->name, token, g->domain);
+	body = strbuf_new(4096);
+	strbuf_appendf(body, "A message to %s@%s is waiting for approval: "
+	    "%s.\n\nFrom: %s %s\nSubject: %s\n\n"
+	    "To approve it, reply to this message (the reply goes to %s).\n"
+	    "To reject it, send a message to %s\n", g->name, g->domain, why,
+	    p->from_name, p->from_addr, p->subject, approve, reject);
+	if (cfg.public_url != NULL)
+		strbuf_appendf(body, "Or decide on the web: %s/g/%s/pending\n",
+		    cfg.public_url, g->name);
+	strbuf_appendf(body, "\nIt expires in %d days.\n\n",
+	    g->pending_expiry_days);
+	quote(body, p->body_text);
+
+	to = xreallocarray(NULL, n, sizeof(*to));
+	rcv = json_array();
+	for (i = 0; i < n; i++) {
+		to[i] = PQgetvalue(r, (int)i, 0);
+		json_array_append_new(rcv, json_pack("{s:s}", "to", to[i]));
+	}
+	from = xasprintf("%s+owner@%s", g->name, g->domain);
+	subject = xasprintf("%s: message held for approval: %s", g->name,
+	    p->subject);
+	memset(&c, 0, sizeof(c));
+	c.from_name = g->title[0] ? g->title : g->name;
+	c.from_addr = from;
+	c.to = to;
+	c.nto = n;
+	c.reply_to = approve;
+	c.subject = subject;
+	c.text = body->buf;
+	c.msgid_domain = g->domain;
+	c.headers = hdr;
+	c.nheaders = 1;
+	raw = messageserver_compose(&c, &len);
+	rc = queue(d, g, raw, len, rcv);
+	json_decref(rcv);
+	free(raw);
+	free(subject);
+	free(from);
+	free(to);
+	PQclear(r);
+	strbuf_free(body);
+	free(approve);
+	free(reject);
+	free(token);
+	return rc;
+}

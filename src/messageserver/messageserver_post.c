@@ -1,0 +1,412 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * messageserver_post.c - the posting pipeline for one group: what happens
+ * to a message, whatever its source, once it is parsed.
+ *
+ * Inside the caller's transaction, in this order:
+ *  1. duplicates: the group already archived or holds this Message-ID;
+ *  2. loops and machines: our own List-Id or X-Loop, a null envelope
+ *     sender, auto-replies (RFC 3834 auto-replied, X-Autoreply,
+ *     Precedence junk/auto_reply) are dropped without a word; other
+ *     Auto-Submitted mail and Precedence: bulk are held for a moderator;
+ *  3. the sender: account by From address, its membership, group bans;
+ *  4. limits: size, attachments (rejected with a notice);
+ *  5. policy: banned → reject; non-member → reject or hold by
+ *     nonmember_posts (unless anyone may post); announcement-only groups
+ *     take posts from moderators only; then the member's posting status,
+ *     the group's moderate_all and moderate_new_topics, and moderated
+ *     hashtags hold the post.  Owners and moderators are never held;
+ *  6. the action: hold (pending_messages + a notice to the moderators),
+ *     reject (a notice to the poster), or archive, queueing the fan-out
+ *     in the outbox unless a no-email hashtag says otherwise.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "db.h"
+#include "log.h"
+#include "messageserver.h"
+#include "xalloc.h"
+
+/* The poster as the group knows them ("" when not). */
+struct sender {
+	char	account_id[24];
+	char	role[16];		/* owner|moderator|member */
+	char	posting[32];		/* memberships.posting */
+	int	member;			/* an active membership */
+	int	banned;			/* by address or domain */
+};
+
+/* Effects of the hashtags of the subject and of the topic. */
+struct tagflags {
+	int	moderated;
+	int	no_email;
+	int	staff_only;
+};
+
+enum verdict { ACCEPT, HOLD, REJECT, DROP };
+
+struct decision {
+	enum verdict	 v;
+	const char	*reason;	/* code, stored and logged */
+	const char	*text;		/* what a person is told */
+};
+
+int
+messageserver_group_load(struct db *d, const char *domain, const char *name,
+    struct ms_group *g)
+{
+	PGresult *r;
+
+	memset(g, 0, sizeof(*g));
+	r = db_query(d, "SELECT id, name, domain, title, subject_tag, "
+	    "who_can_post, nonmember_posts, reply_to, dmarc_rewrite, "
+	    "moderate_all, moderate_new_topics, allow_attachments, "
+	    "max_message_size, pending_expiry_days FROM groups "
+	    "WHERE domain = $1 AND name = $2 AND status <> 'disabled'",
+	    DB_PARAMS(domain, name));
+	if (r == NULL)
+		return -1;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return 0;
+	}
+	strlcpy_chk(g->id, PQgetvalue(r, 0, 0), sizeof(g->id));
+	strlcpy_chk(g->name, PQgetvalue(r, 0, 1), sizeof(g->name));
+	strlcpy_chk(g->domain, PQgetvalue(r, 0, 2), sizeof(g->domain));
+	strlcpy_chk(g->title, PQgetvalue(r, 0, 3), sizeof(g->title));
+	strlcpy_chk(g->subject_tag, PQgetvalue(r, 0, 4),
+	    sizeof(g->subject_tag));
+	strlcpy_chk(g->who_can_post, PQgetvalue(r, 0, 5),
+	    sizeof(g->who_can_post));
+	strlcpy_chk(g->nonmember_posts, PQgetvalue(r, 0, 6),
+	    sizeof(g->nonmember_posts));
+	strlcpy_chk(g->reply_to, PQgetvalue(r, 0, 7), sizeof(g->reply_to));
+	strlcpy_chk(g->dmarc_rewrite, PQgetvalue(r, 0, 8),
+	    sizeof(g->dmarc_rewrite));
+	g->moderate_all = PQgetvalue(r, 0, 9)[0] == 't';
+	g->moderate_new_topics = PQgetvalue(r, 0, 10)[0] == 't';
+	g->allow_attachments = PQgetvalue(r, 0, 11)[0] == 't';
+	g->max_message_size = strtol(PQgetvalue(r, 0, 12), NULL, 10);
+	g->pending_expiry_days = (int)strtol(PQgetvalue(r, 0, 13), NULL, 10);
+	PQclear(r);
+	return 1;
+}
+
+/* duplicate - 1 (with res filled) if the group has this Message-ID
+ * archived or held, 0 if not, -1 on error. */
+static int
+duplicate(struct db *d, const struct ms_group *g, const char *msgid,
+    struct ms_result *res)
+{
+	PGresult *r;
+	int found;
+
+	r = db_query(d, "SELECT number, topic_id FROM messages "
+	    "WHERE group_id = $1 AND message_id = $2",
+	    DB_PARAMS(g->id, msgid));
+	if (r == NULL)
+		return -1;
+	if ((found = PQntuples(r) > 0)) {
+		res->status = "duplicate";
+		res->number = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+		res->topic_id = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+	}
+	PQclear(r);
+	if (found)
+		return 1;
+	r = db_query(d, "SELECT id FROM pending_messages WHERE group_id = $1 "
+	    "AND message_id = $2 AND status = 'pending'",
+	    DB_PARAMS(g->id, msgid));
+	if (r == NULL)
+		return -1;
+	if ((found = PQntuples(r) > 0)) {
+		res->status = "duplicate";
+		res->reason = "held";
+		res->pending_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	}
+	PQclear(r);
+	return found;
+}
+
+/* contains_ci - 1 if one of the lines of hay contains needle (any case). */
+static int
+contains_ci(const char *hay, const char *needle)
+{
+	return hay != NULL && strcasestr(hay, needle) != NULL;
+}
+
+/* automation - the loop and machine checks; 1 with *dc set when they
+ * decide. */
+static int
+automation(const struct ms_group *g, const struct ms_submission *s,
+    struct decision *dc)
+{
+	const struct ms_parsed *p = s->p;
+	char mark[2 * MS_ADDR_MAX + 8];
+	const char *as = p->auto_submitted, *pr = p->precedence;
+
+	snprintf(mark, sizeof(mark), "<%s.%s>", g->name, g->domain);
+	if (contains_ci(p->list_ids, mark)) {
+		*dc = (struct decision){ DROP, "loop", "our own List-Id" };
+		return 1;
+	}
+	snprintf(mark, sizeof(mark), "%s@%s", g->name, g->domain);
+	if (contains_ci(p->x_loops, mark)) {
+		*dc = (struct decision){ DROP, "loop", "our own X-Loop" };
+		return 1;
+	}
+	if (strcmp(s->source, "email") == 0 && s->mail_from[0] == '\0') {
+		*dc = (struct decision){ DROP, "null_sender",
+		    "a bounce or other null-sender mail" };
+		return 1;
+	}
+	while (as != NULL && (*as == ' ' || *as == '\t'))
+		as++;
+	while (pr != NULL && (*pr == ' ' || *pr == '\t'))
+		pr++;
+	if (p->autoreply || (as != NULL &&
+	    strncasecmp(as, "auto-replied", 12) == 0) || (pr != NULL &&
+	    (strncasecmp(pr, "junk", 4) == 0 ||
+	    strncasecmp(pr, "auto_reply", 10) == 0))) {
+		*dc = (struct decision){ DROP, "auto_reply",
+		    "an automatic reply" };
+		return 1;
+	}
+	if (as != NULL && *as != '\0' && strncasecmp(as, "no", 2) != 0) {
+		*dc = (struct decision){ HOLD, "auto_submitted",
+		    "it was sent automatically (Auto-Submitted)" };
+		return 1;
+	}
+	if (pr != NULL && strncasecmp(pr, "bulk", 4) == 0) {
+		*dc = (struct decision){ HOLD, "bulk",
+		    "it is marked as bulk mail (Precedence: bulk)" };
+		return 1;
+	}
+	return 0;
+}
+
+/* sender_load - who the poster is in group g. */
+static int
+sender_load(struct db *d, const struct ms_group *g, const char *from,
+    struct sender *sd)
+{
+	PGresult *r;
+
+	memset(sd, 0, sizeof(*sd));
+	r = db_query(d, "SELECT a.id, m.role, m.posting, "
+	    "coalesce(m.status = 'active' AND a.status = 'active', false), "
+	    "EXISTS (SELECT 1 FROM group_bans b WHERE b.group_id = $1 AND "
+	    "(b.pattern = lower($2) OR "
+	    "b.pattern = '@' || split_part(lower($2), '@', 2))) "
+	    "FROM (SELECT 1) AS one "
+	    "LEFT JOIN accounts a ON lower(a.email) = lower($2) "
+	    "LEFT JOIN memberships m ON m.account_id = a.id "
+	    "AND m.group_id = $1", DB_PARAMS(g->id, from));
+	if (r == NULL)
+		return -1;
+	strlcpy_chk(sd->account_id, PQgetvalue(r, 0, 0),
+	    sizeof(sd->account_id));
+	strlcpy_chk(sd->role, PQgetvalue(r, 0, 1), sizeof(sd->role));
+	strlcpy_chk(sd->posting, PQgetvalue(r, 0, 2), sizeof(sd->posting));
+	sd->member = PQgetvalue(r, 0, 3)[0] == 't';
+	sd->banned = PQgetvalue(r, 0, 4)[0] == 't';
+	PQclear(r);
+	return 0;
+}
+
+/* tags_load - what the hashtags of the subject and of topic ask for. */
+static int
+tags_load(struct db *d, const struct ms_group *g, const char *subject,
+    const char *topic, struct tagflags *tf)
+{
+	char tags[MS_HASHTAGS_MAX][MS_HASHTAG_LEN + 1];
+	size_t i, n = messageserver_hashtags(subject, tags, MS_HASHTAGS_MAX);
+	json_t *ja = json_array();
+	char *js;
+	PGresult *r;
+
+	for (i = 0; i < n; i++)
+		json_array_append_new(ja, json_string(tags[i]));
+	js = json_dumps(ja, JSON_COMPACT);
+	json_decref(ja);
+	r = db_query(d, "SELECT coalesce(bool_or(moderated), false), "
+	    "coalesce(bool_or(no_email), false), "
+	    "coalesce(bool_or(moderators_only), false) FROM hashtags "
+	    "WHERE group_id = $1 AND (lower(name) IN (SELECT "
+	    "lower(jsonb_array_elements_text($2::jsonb))) OR id IN "
+	    "(SELECT hashtag_id FROM topic_hashtags "
+	    "WHERE topic_id = nullif($3, '')::bigint))",
+	    DB_PARAMS(g->id, js, topic));
+	free(js);
+	if (r == NULL)
+		return -1;
+	tf->moderated = PQgetvalue(r, 0, 0)[0] == 't';
+	tf->no_email = PQgetvalue(r, 0, 1)[0] == 't';
+	tf->staff_only = PQgetvalue(r, 0, 2)[0] == 't';
+	PQclear(r);
+	return 0;
+}
+
+/* decide - the group's policy applied to this poster and message. */
+static struct decision
+decide(const struct ms_group *g, const struct ms_submission *s,
+    const struct sender *sd, int new_topic, const struct tagflags *tf)
+{
+	int staff = sd->member && (strcmp(sd->role, "owner") == 0 ||
+	    strcmp(sd->role, "moderator") == 0);
+
+	if (sd->banned || (sd->member && strcmp(sd->posting, "banned") == 0))
+		return (struct decision){ REJECT, "banned",
+		    "you are not allowed to post to this group" };
+	if (s->rawlen > (size_t)g->max_message_size)
+		return (struct decision){ REJECT, "size",
+		    "the message is larger than this group accepts" };
+	if (!g->allow_attachments && s->p->natt > 0)
+		return (struct decision){ REJECT, "attachments",
+		    "this group does not accept attachments" };
+	if (!sd->member && strcmp(g->who_can_post, "anyone") != 0) {
+		if (strcmp(g->nonmember_posts, "moderate") == 0)
+			return (struct decision){ HOLD, "non_member",
+			    "the sender is not a member of the group" };
+		return (struct decision){ REJECT, "non_member",
+		    "only members may post to this group, and you are not "
+		    "a member (or are not yet confirmed)" };
+	}
+	if (strcmp(g->who_can_post, "moderators") == 0 && !staff)
+		return (struct decision){ REJECT, "announce_only",
+		    "only the group's moderators may post to this group" };
+	if (staff)
+		return (struct decision){ ACCEPT, "", "" };
+	if (tf->staff_only)
+		return (struct decision){ HOLD, "hashtag",
+		    "it uses a hashtag reserved for moderators" };
+	if (sd->member && strcmp(sd->posting, "moderated") == 0)
+		return (struct decision){ HOLD, "moderated_member",
+		    "posts from this member are moderated" };
+	if (sd->member && strcmp(sd->posting, "new_member_moderated") == 0)
+		return (struct decision){ HOLD, "new_member",
+		    "posts from new members are moderated" };
+	if (g->moderate_all)
+		return (struct decision){ HOLD, "moderated_group",
+		    "every post to this group is moderated" };
+	if (new_topic && g->moderate_new_topics)
+		return (struct decision){ HOLD, "new_topic",
+		    "new topics in this group are moderated" };
+	if (tf->moderated)
+		return (struct decision){ HOLD, "hashtag",
+		    "it uses a moderated hashtag" };
+	return (struct decision){ ACCEPT, "", "" };
+}
+
+/* hold - into the moderation queue, and tell the moderators. */
+static int
+hold(struct db *d, const struct ms_group *g, const struct ms_submission *s,
+    const struct sender *sd, const struct decision *dc,
+    struct ms_result *res)
+{
+	const struct ms_parsed *p = s->p;
+	char id[32], days[16], *hex;
+	int rc;
+
+	snprintf(days, sizeof(days), "%d", g->pending_expiry_days);
+	hex = messageserver_bytea_hex(s->raw, s->rawlen);
+	rc = db_query_value(d, "INSERT INTO pending_messages (group_id, "
+	    "account_id, from_address, from_name, subject, message_id, "
+	    "envelope_from, source, raw, reason, reason_detail, expires_at) "
+	    "VALUES ($1, nullif($2, '')::bigint, $3, $4, $5, $6, $7, $8, "
+	    "$9::bytea, $10, $11, now() + make_interval(days => $12::int)) "
+	    "RETURNING id", 12, (const char *[]){ g->id, sd->account_id,
+	    p->from_addr, p->from_name, p->subject, p->message_id,
+	    s->mail_from, s->source, hex, dc->reason, dc->text, days },
+	    id, sizeof(id));
+	free(hex);
+	if (rc != 1)
+		return -1;
+	res->status = "held";
+	res->pending_id = strtoll(id, NULL, 10);
+	return messageserver_notice_held(d, g, s, res->pending_id, dc->text);
+}
+
+/* archive - store, and queue the members' copies unless no-email. */
+static int
+archive(struct db *d, const struct ms_group *g, const struct ms_submission *s,
+    const char *topic, const struct tagflags *tf, struct ms_result *res)
+{
+	struct ms_archived a;
+	char mid[32];
+
+	if (messageserver_archive_store(d, g->id, s, topic, &a) == -1)
+		return -1;
+	res->status = "archived";
+	res->number = a.number;
+	res->topic_id = a.topic_id;
+	if (tf->no_email) {
+		res->reason = "no_email_hashtag";
+		return 0;
+	}
+	snprintf(mid, sizeof(mid), "%lld", a.id);
+	return db_exec(d, "INSERT INTO outbox (kind, group_id, message_id) "
+	    "VALUES ('post', $1, $2)", DB_PARAMS(g->id, mid)) == -1 ? -1 : 0;
+}
+
+int
+messageserver_post_group(struct db *d, const struct ms_group *g,
+    const struct ms_submission *s, struct ms_result *res)
+{
+	const struct ms_parsed *p = s->p;
+	struct sender sd;
+	struct tagflags tf;
+	struct decision dc;
+	char topic[32] = "";
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	res->reason = "";
+	if ((rc = duplicate(d, g, p->message_id, res)) != 0)
+		return rc == 1 ? 0 : -1;
+	if (sender_load(d, g, p->from_addr, &sd) == -1)
+		return -1;
+	if ((rc = messageserver_archive_topic(d, g->id, p, topic,
+	    sizeof(topic))) == -1)
+		return -1;
+	if (rc == 0)
+		topic[0] = '\0';
+	if (tags_load(d, g, p->subject, topic, &tf) == -1)
+		return -1;
+	if (!automation(g, s, &dc))
+		dc = decide(g, s, &sd, topic[0] == '\0', &tf);
+	else if (dc.v == HOLD && sd.member && (strcmp(sd.role, "owner") == 0 ||
+	    strcmp(sd.role, "moderator") == 0))
+		dc.v = ACCEPT;		/* staff may post automated mail */
+	res->reason = dc.reason;
+	switch (dc.v) {
+	case DROP:
+		res->status = "dropped";
+		log_info("%s messageserver: <%s> from %s to %s@%s dropped: %s",
+		    s->cid, p->message_id, p->from_addr, g->name, g->domain,
+		    dc.text);
+		return 0;
+	case REJECT:
+		res->status = "rejected";
+		log_info("%s messageserver: <%s> from %s to %s@%s rejected: "
+		    "%s", s->cid, p->message_id, p->from_addr, g->name,
+		    g->domain, dc.reason);
+		return messageserver_notice_reject(d, g, s, dc.text);
+	case HOLD:
+		log_info("%s messageserver: <%s> from %s to %s@%s held: %s",
+		    s->cid, p->message_id, p->from_addr, g->name, g->domain,
+		    dc.reason);
+		return hold(d, g, s, &sd, &dc, res);
+	case ACCEPT:
+		break;
+	}
+	if (archive(d, g, s, topic, &tf, res) == -1)
+		return -1;
+	log_info("%s messageserver: <%s> archived to %s@%s #%lld topic %lld",
+	    s->cid, p->message_id, g->name, g->domain, res->number,
+	    res->topic_id);
+	return 0;
+}
