@@ -34,8 +34,9 @@
  *	200 {"job", "kind", "batches", "complete", "receivers", "queued",
  *	     "sent", "deferred", "failed"}	404 unknown job
  * GET /v1/jobs/{id}/receivers
- *	200 {"job": id, "receivers": [{"to", "state"}, ...]} (operators,
- *	    tests; state queued|sent|deferred|failed)
+ *	200 {"job": id, "receivers": [{"to", "state"}, ...], "truncated"}
+ *	    (operators, tests; state queued|sent|deferred|failed; at most
+ *	    100000 receivers, "truncated": true when there are more)
  *
  * Footer data a messageserver post carries per receiver (all strings):
  *	name, email, unsubscribe_url, unsubscribe_mailto, settings_url,
@@ -80,6 +81,14 @@
 #define F_KARL_VERP		"verp"
 #define F_KARL_DATA		"data"
 #define F_KARL_DUPLICATE	"duplicate"
+#define F_KARL_BATCHES		"batches"	/* GET /v1/jobs/{id} */
+#define F_KARL_COMPLETE		"complete"
+#define F_KARL_QUEUED		"queued"
+#define F_KARL_SENT		"sent"
+#define F_KARL_DEFERRED		"deferred"
+#define F_KARL_FAILED		"failed"
+#define F_KARL_STATE		"state"		/* .../receivers */
+#define F_KARL_TRUNCATED	"truncated"	/* more than listed */
 
 /* One receiver as the caller builds it (strings borrowed). */
 struct karl_receiver {
@@ -126,7 +135,11 @@ int	 karl_job_id_valid(const char *id);
  * (caller decrefs). */
 json_t	*karl_send_encode(const struct karl_job *job, long long batch,
 	    int last, const struct karl_receiver *r, size_t nr);
-/* karl_send_decode - strict; -1 with a reason in err. */
+/* karl_send_decode - strict: every field type-checked and bounded, batch
+ * 0 must carry kind, message, sender and sign_domain and later batches
+ * none of message, footer, sender, sign_domain; addresses have one '@'
+ * and no spaces or controls.  -1 with a reason in err (out is then
+ * empty); on 0 out owns its strings. */
 int	 karl_send_decode(json_t *body, struct karl_send *out, char *err,
 	    size_t errlen);
 void	 karl_send_free(struct karl_send *);
@@ -138,8 +151,8 @@ struct karl_clnt *karl_clnt_new(const char *url, const char *secret,
 struct karl_clnt *karl_clnt_free(struct karl_clnt *);
 
 #define KARL_OK		0	/* 202: held (or already held) */
-#define KARL_REFUSED	1	/* 400/409: will not be taken as sent */
-#define KARL_TEMPFAIL	-1	/* unreachable, timeout, 5xx */
+#define KARL_REFUSED	1	/* 400/409/413, any 4xx: will not be taken */
+#define KARL_TEMPFAIL	-1	/* unreachable, timeout, 5xx, 408, 429 */
 
 /* karl_clnt_send - POST one batch; retried by the caller on TEMPFAIL. */
 int	 karl_clnt_send(struct karl_clnt *, const struct karl_job *job,

@@ -5,20 +5,31 @@
  * karl takes a message, a footer template, a VERP sender and the
  * receivers, stores the job in its leveldb spool before acknowledging,
  * renders each receiver's footer, DKIM-signs and delivers over SMTP with
- * retries.  This version opens the spool and serves /healthz and /metrics
- * while the delivery API is built.  Trusts: callers holding the API
- * secret.  Privileges: the only reader of the DKIM private keys.
+ * retries.  This version takes jobs in (POST /v1/send, in batches, each
+ * synced to the spool before the 202) and reports on them (GET
+ * /v1/jobs/{id}[/receivers]); delivery is still to come (docs/karl.md).
+ * Trusts: callers holding the API secret.  Privileges: the only reader
+ * of the DKIM private keys.
  */
 #include "config.h"
 #include "daemon.h"
 #include "karl.h"
 #include "metrics.h"
 
+/* Not const: init sets the send bound from the configuration. */
+static struct httpd_route karl_routes[] = {
+	{ "POST", API_KARL_SEND, karl_send_handler, HTTPD_JSON, 0 },
+	{ "GET", API_KARL_JOBS, karl_jobs_handler, HTTPD_PREFIX, 0 },
+	HTTPD_ROUTE_END
+};
+
 static int
 karl_init(void)
 {
 	if (karl_spool_open(cfg.karl_spool_dir) == -1)
 		return -1;
+	karl_routes[0].max_body = karl_intake_max_body();
+	karl_intake_init();
 	metric_gauge_fn("karl_spool_jobs", "jobs in the spool",
 	    karl_spool_jobs);
 	return 0;
@@ -33,6 +44,7 @@ karl_fini(void)
 static const struct daemon_spec karl_spec = {
 	.name = "karl",
 	.port = &cfg.karl_port,
+	.routes = karl_routes,
 	.init = karl_init,
 	.fini = karl_fini,
 };

@@ -2,11 +2,25 @@
 /*
  * karl_spool.c - karl's on-disk spool (leveldb).
  *
- * A job is written with sync=true before karl acknowledges it and deleted
- * only when every receiver is delivered or failed for good.  leveldb allows
- * one process per database, so each karl instance owns its own directory.
+ * Keys (job ids cannot contain '/', so each prefix is unambiguous):
+ *	job/<id>			JSON job record: kind, footer, sender,
+ *					sign_domain, batches held, last,
+ *					created, receivers, message_len
+ *	msg/<id>			the message bytes, once per job
+ *	batch/<id>/<batch:08>		JSON {"receivers": n, "received": t}
+ *	rcpt/<id>/<batch:08>/<i:04>	JSON {to, verp, data, state, attempts}
+ * The fixed-width numbers make leveldb's byte order the batch order.  A
+ * batch is one WriteBatch written with sync=true before karl answers 202,
+ * so after a crash a batch is either wholly there or not at all.  Batches
+ * of one job are checked and written under that job's lock (a stripe of
+ * a fixed set), which makes the check "marker absent, previous batch
+ * held" and the write one step.  A job will be deleted only when every
+ * receiver is delivered or failed for good.  leveldb allows one process
+ * per database, so each karl instance owns its own directory.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -16,17 +30,32 @@
 #include "fsutil.h"
 #include "karl.h"
 #include "log.h"
+#include "xalloc.h"
 
 #define JOB_PREFIX	"job/"
+#define MSG_PREFIX	"msg/"
+#define BATCH_PREFIX	"batch/"
+#define RCPT_PREFIX	"rcpt/"
+#define KEY_MAX		(16 + KARL_JOB_MAX + 32)
+#define LOCK_STRIPES	64
+
+/* job record fields (spool only; the API names are in karl_clnt.h) */
+#define J_CREATED	"created"
+#define J_RECEIVED	"received"
+#define J_MESSAGE_LEN	"message_len"
+#define R_ATTEMPTS	"attempts"
 
 static leveldb_t *spool_db;
 static leveldb_options_t *spool_opts;
 static leveldb_readoptions_t *spool_ropts;
+static leveldb_writeoptions_t *spool_wopts;
+static pthread_mutex_t spool_locks[LOCK_STRIPES];
 
 int
 karl_spool_open(const char *dir)
 {
 	char *err = NULL;
+	size_t i;
 
 	if (fsutil_mkdirs(dir, 0750) == -1) {
 		log_warn("karl: cannot create spool %s", dir);
@@ -44,6 +73,10 @@ karl_spool_open(const char *dir)
 	}
 	spool_ropts = leveldb_readoptions_create();
 	leveldb_readoptions_set_fill_cache(spool_ropts, 0);
+	spool_wopts = leveldb_writeoptions_create();
+	leveldb_writeoptions_set_sync(spool_wopts, 1);
+	for (i = 0; i < LOCK_STRIPES; i++)
+		pthread_mutex_init(&spool_locks[i], NULL);
 	return 0;
 }
 
@@ -54,10 +87,13 @@ karl_spool_close(void)
 		leveldb_close(spool_db);
 	if (spool_ropts != NULL)
 		leveldb_readoptions_destroy(spool_ropts);
+	if (spool_wopts != NULL)
+		leveldb_writeoptions_destroy(spool_wopts);
 	if (spool_opts != NULL)
 		leveldb_options_destroy(spool_opts);
 	spool_db = NULL;
 	spool_ropts = NULL;
+	spool_wopts = NULL;
 	spool_opts = NULL;
 }
 
@@ -82,4 +118,422 @@ karl_spool_jobs(void)
 	}
 	leveldb_iter_destroy(it);
 	return n;
+}
+
+/* spool_lock - the lock of job id's stripe (FNV-1a of the id). */
+static pthread_mutex_t *
+spool_lock(const char *id)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *id != '\0'; id++)
+		h = (h ^ (unsigned char)*id) * 16777619u;
+	return &spool_locks[h % LOCK_STRIPES];
+}
+
+/* spool_get - the value of key (allocated, NUL appended, caller frees)
+ * under ropts, or NULL when absent; -1 in *rc on error. */
+static char *
+spool_get(const leveldb_readoptions_t *ropts, const char *key, size_t *lenp,
+    int *rc)
+{
+	char *err = NULL, *v, *out;
+	size_t len = 0;
+
+	*rc = 0;
+	v = leveldb_get(spool_db, ropts, key, strlen(key), &len, &err);
+	if (err != NULL) {
+		log_err("karl: spool read %s: %s", key, err);
+		leveldb_free(err);
+		*rc = -1;
+		return NULL;
+	}
+	if (v == NULL)
+		return NULL;
+	out = xmalloc(len + 1);
+	memcpy(out, v, len);
+	out[len] = '\0';
+	leveldb_free(v);
+	if (lenp != NULL)
+		*lenp = len;
+	return out;
+}
+
+/* spool_get_json - the JSON object at key (caller decrefs); NULL when
+ * absent or on error (*rc -1; a record that does not parse is one). */
+static json_t *
+spool_get_json(const leveldb_readoptions_t *ropts, const char *key, int *rc)
+{
+	json_error_t je;
+	json_t *j;
+	size_t len;
+	char *v;
+
+	if ((v = spool_get(ropts, key, &len, rc)) == NULL)
+		return NULL;
+	j = json_loadb(v, len, 0, &je);
+	free(v);
+	if (!json_is_object(j)) {
+		log_err("karl: spool record %s is corrupt: %s", key, je.text);
+		json_decref(j);
+		*rc = -1;
+		return NULL;
+	}
+	return j;
+}
+
+/* batch_put_json - add key = compact j to the write batch (j borrowed). */
+static void
+batch_put_json(leveldb_writebatch_t *wb, const char *key, const json_t *j)
+{
+	char *v = json_dumps(j, JSON_COMPACT);
+
+	if (v == NULL)
+		panic("karl: cannot encode spool record %s", key);
+	leveldb_writebatch_put(wb, key, strlen(key), v, strlen(v));
+	free(v);
+}
+
+/* job_record - the record of a new job from its batch 0. */
+static json_t *
+job_record(const struct karl_send *s, time_t now)
+{
+	json_t *j, *footer;
+
+	j = json_pack("{s:s, s:{s:s, s:s}, s:s, s:I, s:b, s:I, s:I, s:I}",
+	    F_KARL_KIND, s->kind, F_KARL_SENDER, F_KARL_LOCAL,
+	    s->sender_local, F_KARL_DOMAIN, s->sender_domain,
+	    F_KARL_SIGN_DOMAIN, s->sign_domain, F_KARL_BATCHES, (json_int_t)0,
+	    F_KARL_LAST, 0, J_CREATED, (json_int_t)now, F_KARL_RECEIVERS,
+	    (json_int_t)0, J_MESSAGE_LEN, (json_int_t)s->message_len);
+	if (j == NULL)
+		panic("karl: cannot build the job record of %s", s->job);
+	if (s->footer_text != NULL || s->footer_html != NULL) {
+		footer = json_object();
+		if (s->footer_text != NULL)
+			json_object_set_new(footer, F_KARL_TEXT,
+			    json_string(s->footer_text));
+		if (s->footer_html != NULL)
+			json_object_set_new(footer, F_KARL_HTML,
+			    json_string(s->footer_html));
+		json_object_set_new(j, F_KARL_FOOTER, footer);
+	}
+	return j;
+}
+
+/* record_int - an integer field of a spool record (0 if missing). */
+static long long
+record_int(const json_t *j, const char *key)
+{
+	return json_integer_value(json_object_get(j, key));
+}
+
+/* check_order - may batch s follow the job record rec (NULL: no job)?
+ * 0, or KARL_SPOOL_CONFLICT / KARL_SPOOL_ERROR with a reason in err. */
+static int
+check_order(const struct karl_send *s, const json_t *rec, char *err,
+    size_t errlen)
+{
+	const char *kind;
+	long long held;
+
+	if (s->batch == 0) {
+		if (rec == NULL)
+			return 0;
+		/* batch 0 and its marker are written together */
+		log_err("karl: job %s has a record but no batch 0", s->job);
+		return KARL_SPOOL_ERROR;
+	}
+	if (rec == NULL) {
+		snprintf(err, errlen, "batch %lld of job %s before batch 0",
+		    s->batch, s->job);
+		return KARL_SPOOL_CONFLICT;
+	}
+	held = record_int(rec, F_KARL_BATCHES);
+	if (json_is_true(json_object_get(rec, F_KARL_LAST))) {
+		snprintf(err, errlen, "job %s ended with batch %lld",
+		    s->job, held - 1);
+		return KARL_SPOOL_CONFLICT;
+	}
+	/* batches 0..held-1 are held and batch s->batch is not */
+	if (s->batch != held) {
+		snprintf(err, errlen, "batch %lld of job %s before batch %lld",
+		    s->batch, s->job, held);
+		return KARL_SPOOL_CONFLICT;
+	}
+	kind = json_string_value(json_object_get(rec, F_KARL_KIND));
+	if (s->kind != NULL && (kind == NULL || strcmp(kind, s->kind) != 0)) {
+		snprintf(err, errlen, "job %s is of kind %s, not %s", s->job,
+		    kind ? kind : "?", s->kind);
+		return KARL_SPOOL_CONFLICT;
+	}
+	return 0;
+}
+
+/* add_receivers - one rcpt/ key per receiver of s into wb. */
+static void
+add_receivers(leveldb_writebatch_t *wb, const struct karl_send *s)
+{
+	char key[KEY_MAX];
+	json_t *r, *rec, *v;
+	size_t i;
+
+	json_array_foreach(s->receivers, i, r) {
+		rec = json_object();
+		json_object_set(rec, F_KARL_TO, json_object_get(r, F_KARL_TO));
+		if ((v = json_object_get(r, F_KARL_VERP)) != NULL)
+			json_object_set(rec, F_KARL_VERP, v);
+		if ((v = json_object_get(r, F_KARL_DATA)) != NULL)
+			json_object_set(rec, F_KARL_DATA, v);
+		json_object_set_new(rec, F_KARL_STATE, json_string(F_KARL_QUEUED));
+		json_object_set_new(rec, R_ATTEMPTS, json_integer(0));
+		snprintf(key, sizeof(key), RCPT_PREFIX "%s/%08lld/%04zu",
+		    s->job, s->batch, i);
+		batch_put_json(wb, key, rec);
+		json_decref(rec);
+	}
+}
+
+/* spool_put_locked - karl_spool_put under the job's lock. */
+static int
+spool_put_locked(const struct karl_send *s, time_t now, size_t *nrcpt,
+    char *err, size_t errlen)
+{
+	char key[KEY_MAX], *lerr = NULL;
+	leveldb_writebatch_t *wb;
+	json_t *marker, *rec;
+	size_t n = json_array_size(s->receivers);
+	int rc;
+
+	snprintf(key, sizeof(key), BATCH_PREFIX "%s/%08lld", s->job,
+	    s->batch);
+	if ((marker = spool_get_json(spool_ropts, key, &rc)) != NULL) {
+		*nrcpt = (size_t)record_int(marker, F_KARL_RECEIVERS);
+		json_decref(marker);
+		return KARL_SPOOL_DUPLICATE;
+	}
+	if (rc == -1)
+		return KARL_SPOOL_ERROR;
+	snprintf(key, sizeof(key), JOB_PREFIX "%s", s->job);
+	rec = spool_get_json(spool_ropts, key, &rc);
+	if (rc == -1)
+		return KARL_SPOOL_ERROR;
+	if ((rc = check_order(s, rec, err, errlen)) != 0) {
+		json_decref(rec);
+		return rc;
+	}
+
+	wb = leveldb_writebatch_create();
+	if (rec == NULL) {
+		rec = job_record(s, now);
+		snprintf(key, sizeof(key), MSG_PREFIX "%s", s->job);
+		leveldb_writebatch_put(wb, key, strlen(key),
+		    (const char *)s->message, s->message_len);
+	}
+	json_object_set_new(rec, F_KARL_BATCHES, json_integer(s->batch + 1));
+	json_object_set_new(rec, F_KARL_LAST, json_boolean(s->last));
+	json_object_set_new(rec, F_KARL_RECEIVERS, json_integer(
+	    record_int(rec, F_KARL_RECEIVERS) + (json_int_t)n));
+	snprintf(key, sizeof(key), JOB_PREFIX "%s", s->job);
+	batch_put_json(wb, key, rec);
+	json_decref(rec);
+
+	marker = json_pack("{s:I, s:I}", F_KARL_RECEIVERS, (json_int_t)n,
+	    J_RECEIVED, (json_int_t)now);
+	snprintf(key, sizeof(key), BATCH_PREFIX "%s/%08lld", s->job,
+	    s->batch);
+	batch_put_json(wb, key, marker);
+	json_decref(marker);
+	add_receivers(wb, s);
+
+	leveldb_write(spool_db, spool_wopts, wb, &lerr);
+	leveldb_writebatch_destroy(wb);
+	if (lerr != NULL) {
+		log_err("karl: spool write of job %s batch %lld: %s", s->job,
+		    s->batch, lerr);
+		leveldb_free(lerr);
+		return KARL_SPOOL_ERROR;
+	}
+	*nrcpt = n;
+	return KARL_SPOOL_STORED;
+}
+
+int
+karl_spool_put(const struct karl_send *s, time_t now, size_t *nrcpt,
+    char *err, size_t errlen)
+{
+	pthread_mutex_t *m = spool_lock(s->job);
+	int rc;
+
+	*nrcpt = 0;
+	if (spool_db == NULL)
+		return KARL_SPOOL_ERROR;
+	pthread_mutex_lock(m);
+	rc = spool_put_locked(s, now, nrcpt, err, errlen);
+	pthread_mutex_unlock(m);
+	return rc;
+}
+
+/* rcpt_fn - one receiver record of a walk; non-zero stops it. */
+typedef int (*rcpt_fn)(void *ctx, json_t *rec);
+
+/* rcpt_walk - call fn for each receiver of job id in key order, under
+ * ropts; 0 (also when fn stopped it) or -1. */
+static int
+rcpt_walk(const leveldb_readoptions_t *ropts, const char *id, rcpt_fn fn,
+    void *ctx)
+{
+	leveldb_iterator_t *it;
+	char prefix[KEY_MAX], *err = NULL;
+	size_t plen, klen, vlen;
+	const char *k, *v;
+	json_t *rec;
+	int rc = 0;
+
+	plen = (size_t)snprintf(prefix, sizeof(prefix), RCPT_PREFIX "%s/", id);
+	it = leveldb_create_iterator(spool_db, ropts);
+	for (leveldb_iter_seek(it, prefix, plen); leveldb_iter_valid(it);
+	    leveldb_iter_next(it)) {
+		k = leveldb_iter_key(it, &klen);
+		if (klen < plen || memcmp(k, prefix, plen) != 0)
+			break;
+		v = leveldb_iter_value(it, &vlen);
+		if ((rec = json_loadb(v, vlen, 0, NULL)) == NULL) {
+			log_err("karl: spool record %.*s is corrupt",
+			    (int)klen, k);
+			rc = -1;
+			break;
+		}
+		rc = fn(ctx, rec);
+		json_decref(rec);
+		if (rc != 0) {
+			rc = 0;
+			break;
+		}
+	}
+	leveldb_iter_get_error(it, &err);
+	if (err != NULL) {
+		log_err("karl: spool walk of job %s: %s", id, err);
+		leveldb_free(err);
+		rc = -1;
+	}
+	leveldb_iter_destroy(it);
+	return rc;
+}
+
+/* count_state - rcpt_fn adding one receiver to a karl_job_info. */
+static int
+count_state(void *ctx, json_t *rec)
+{
+	struct karl_job_info *info = ctx;
+	const char *st = json_string_value(json_object_get(rec, F_KARL_STATE));
+
+	if (st == NULL)
+		st = "";
+	if (strcmp(st, F_KARL_QUEUED) == 0)
+		info->queued++;
+	else if (strcmp(st, F_KARL_SENT) == 0)
+		info->sent++;
+	else if (strcmp(st, F_KARL_DEFERRED) == 0)
+		info->deferred++;
+	else if (strcmp(st, F_KARL_FAILED) == 0)
+		info->failed++;
+	return 0;
+}
+
+/* with_snapshot - read options seeing one consistent state of the spool
+ * (free with end_snapshot). */
+static leveldb_readoptions_t *
+with_snapshot(const leveldb_snapshot_t **snap)
+{
+	leveldb_readoptions_t *ro = leveldb_readoptions_create();
+
+	leveldb_readoptions_set_fill_cache(ro, 0);
+	*snap = leveldb_create_snapshot(spool_db);
+	leveldb_readoptions_set_snapshot(ro, *snap);
+	return ro;
+}
+
+static void
+end_snapshot(leveldb_readoptions_t *ro, const leveldb_snapshot_t *snap)
+{
+	leveldb_readoptions_destroy(ro);
+	leveldb_release_snapshot(spool_db, snap);
+}
+
+int
+karl_spool_job_info(const char *id, struct karl_job_info *info)
+{
+	const leveldb_snapshot_t *snap;
+	leveldb_readoptions_t *ro;
+	char key[KEY_MAX];
+	const char *kind;
+	json_t *rec;
+	int rc;
+
+	memset(info, 0, sizeof(*info));
+	if (spool_db == NULL)
+		return -1;
+	ro = with_snapshot(&snap);
+	snprintf(key, sizeof(key), JOB_PREFIX "%s", id);
+	if ((rec = spool_get_json(ro, key, &rc)) == NULL) {
+		end_snapshot(ro, snap);
+		return rc == -1 ? -1 : 1;
+	}
+	kind = json_string_value(json_object_get(rec, F_KARL_KIND));
+	strlcpy_chk(info->kind, kind ? kind : "", sizeof(info->kind));
+	info->batches = record_int(rec, F_KARL_BATCHES);
+	info->complete = json_is_true(json_object_get(rec, F_KARL_LAST));
+	info->receivers = record_int(rec, F_KARL_RECEIVERS);
+	json_decref(rec);
+	rc = rcpt_walk(ro, id, count_state, info);
+	end_snapshot(ro, snap);
+	return rc;
+}
+
+struct list_ctx {
+	json_t	*arr;
+	size_t	 max;
+	int	*more;
+};
+
+/* list_one - rcpt_fn appending {to, state}; stops after max. */
+static int
+list_one(void *ctx, json_t *rec)
+{
+	struct list_ctx *l = ctx;
+
+	if (json_array_size(l->arr) >= l->max) {
+		*l->more = 1;
+		return 1;
+	}
+	json_array_append_new(l->arr, json_pack("{s:O, s:O}", F_KARL_TO,
+	    json_object_get(rec, F_KARL_TO), F_KARL_STATE,
+	    json_object_get(rec, F_KARL_STATE)));
+	return 0;
+}
+
+int
+karl_spool_receivers(const char *id, json_t *arr, size_t max, int *more)
+{
+	const leveldb_snapshot_t *snap;
+	leveldb_readoptions_t *ro;
+	struct list_ctx l = { arr, max, more };
+	char key[KEY_MAX];
+	json_t *rec;
+	int rc;
+
+	*more = 0;
+	if (spool_db == NULL)
+		return -1;
+	ro = with_snapshot(&snap);
+	snprintf(key, sizeof(key), JOB_PREFIX "%s", id);
+	if ((rec = spool_get_json(ro, key, &rc)) == NULL) {
+		end_snapshot(ro, snap);
+		return rc == -1 ? -1 : 1;
+	}
+	json_decref(rec);
+	rc = rcpt_walk(ro, id, list_one, &l);
+	end_snapshot(ro, snap);
+	return rc;
 }

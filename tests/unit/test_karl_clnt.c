@@ -5,7 +5,8 @@
  * later batches); every strictness rule and bound of the decoder refuses
  * with a reason; and karl_clnt_send maps karl's answers (202, 400, 409,
  * 413, 5xx, no answer) to KARL_OK / KARL_REFUSED / KARL_TEMPFAIL, against
- * a small httpd standing in for karl.
+ * a small httpd standing in for karl (and against the real one when the
+ * end-to-end tests say where it is).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -520,6 +521,46 @@ test_clnt_unreachable(void **state)
 	assert_null(karl_clnt_free(NULL));
 }
 
+/*
+ * test_clnt_real_karl - with KARL_TEST_URL and KARL_TEST_SECRET set (the
+ * end-to-end test test_karl_intake.py does), the same calls against the
+ * real karl: a job of two batches, a retry, a gap and a batch after the
+ * last.  Skipped otherwise.
+ */
+static void
+test_clnt_real_karl(void **state)
+{
+	const char *url = getenv("KARL_TEST_URL");
+	const char *secret = getenv("KARL_TEST_SECRET");
+	const char *id = getenv("KARL_TEST_JOB");
+	struct karl_receiver r[2] = {
+		{ "alice@example.org", "1", NULL },
+		{ "bob@example.org", "2", NULL },
+	};
+	struct karl_job jb = job0;
+	struct karl_clnt *c;
+	char why[256];
+
+	(void)state;
+	if (url == NULL || secret == NULL || id == NULL)
+		skip();
+	jb.job = id;
+	c = karl_clnt_new(url, secret, 10000);
+	assert_int_equal(karl_clnt_send(c, &jb, 0, 0, r, 2, why, sizeof(why)),
+	    KARL_OK);
+	assert_int_equal(karl_clnt_send(c, &jb, 0, 0, r, 2, why, sizeof(why)),
+	    KARL_OK);
+	assert_int_equal(karl_clnt_send(c, &jb, 2, 0, r, 1, why, sizeof(why)),
+	    KARL_REFUSED);
+	assert_non_null(strstr(why, "before batch 1"));
+	assert_int_equal(karl_clnt_send(c, &jb, 1, 1, r + 1, 1, why,
+	    sizeof(why)), KARL_OK);
+	assert_int_equal(karl_clnt_send(c, &jb, 2, 1, r, 1, why, sizeof(why)),
+	    KARL_REFUSED);
+	assert_non_null(strstr(why, "ended"));
+	karl_clnt_free(c);
+}
+
 int
 main(void)
 {
@@ -536,6 +577,7 @@ main(void)
 	const struct CMUnitTest clnt[] = {
 		cmocka_unit_test(test_clnt_statuses),
 		cmocka_unit_test(test_clnt_unreachable),
+		cmocka_unit_test(test_clnt_real_karl),
 	};
 	int rc;
 
