@@ -340,6 +340,7 @@ decode(json_t *body, struct karl_send *out, char *err, size_t errlen)
 		    KARL_BATCH_NO_MAX);
 		return -1;
 	}
+	/* str_ok: "post\0x" would pass the name comparison */
 	if (kind != NULL && (!str_ok(kind, 1, 16) ||
 	    !karl_kind_valid(json_string_value(kind)))) {
 		snprintf(err, errlen, "%s: unknown", F_KARL_KIND);
