@@ -53,9 +53,10 @@ lower(char *s)
 }
 
 /* arg_command - 1 if s is "<command>-<arg>" for one of ms_arg_commands,
- * with r's command and detail set. */
+ * with r's command and detail set; the detail comes from orig, the same
+ * text before lower-casing, since tokens are case-sensitive. */
 static int
-arg_command(const char *s, struct ms_route *r)
+arg_command(const char *s, const char *orig, struct ms_route *r)
 {
 	size_t i, n;
 
@@ -66,7 +67,7 @@ arg_command(const char *s, struct ms_route *r)
 			continue;
 		strlcpy_chk(r->command, ms_arg_commands[i],
 		    sizeof(r->command));
-		strlcpy_chk(r->detail, s + n + 1, sizeof(r->detail));
+		strlcpy_chk(r->detail, orig + n + 1, sizeof(r->detail));
 		return 1;
 	}
 	return 0;
@@ -89,6 +90,7 @@ messageserver_rcpt_resolve(struct db *d, const char *addr,
     struct ms_route *r)
 {
 	char local[MS_ADDR_MAX + 1], domain[MS_ADDR_MAX + 1];
+	char orig[MS_ADDR_MAX + 1];
 	char group[MS_ADDR_MAX + 1], target[MS_ADDR_MAX + 1];
 	const char *at, *plus, *ext;
 	int found;
@@ -100,6 +102,7 @@ messageserver_rcpt_resolve(struct db *d, const char *addr,
 	    strlen(at + 1) > 253)
 		return MS_RCPT_UNKNOWN;
 	snprintf(local, sizeof(local), "%.*s", (int)(at - addr), addr);
+	strlcpy_chk(orig, local, sizeof(orig));
 	strlcpy_chk(domain, at + 1, sizeof(domain));
 	lower(local);
 	lower(domain);
@@ -139,8 +142,9 @@ messageserver_rcpt_resolve(struct db *d, const char *addr,
 		    ext[strlen(MS_BOUNCE_PREFIX)] == '-')) {
 			r->kind = MS_ROUTE_BOUNCE;
 			ext += strlen(MS_BOUNCE_PREFIX);
-			strlcpy_chk(r->detail, *ext == '-' ? ext + 1 : "",
-			    sizeof(r->detail));
+			/* the token keeps its case */
+			strlcpy_chk(r->detail, *ext == '-' ?
+			    orig + (ext + 1 - local) : "", sizeof(r->detail));
 			return MS_RCPT_OK;
 		}
 		if (is_command(ext)) {
@@ -148,7 +152,7 @@ messageserver_rcpt_resolve(struct db *d, const char *addr,
 			strlcpy_chk(r->command, ext, sizeof(r->command));
 			return MS_RCPT_OK;
 		}
-		if (arg_command(ext, r)) {
+		if (arg_command(ext, orig + (ext - local), r)) {
 			r->kind = MS_ROUTE_COMMAND;
 			return MS_RCPT_OK;
 		}

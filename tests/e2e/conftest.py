@@ -16,7 +16,20 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from dnsserver import DnsServer  # noqa: E402
 from stack import Stack, StackError, bin_dir  # noqa: E402
+
+# DNS of the test stacks: a real dnsmasq on loopback.  Every name under
+# these domains that it has no record for is NXDOMAIN, so the posts of
+# the tests (from example.org, example.com...) meet no DMARC policy unless
+# a test uses one of the domains below.
+TEST_DNS_LOCAL = ("test", "org", "com", "net", "localhost", "invalid")
+TEST_DMARC = {
+    "_dmarc.reject.test": "v=DMARC1; p=reject",
+    "_dmarc.quarantine.test": "v=DMARC1; p=quarantine; pct=100",
+    "_dmarc.none.test": "v=DMARC1; p=none",
+    "_dmarc.orgreject.test": "v=DMARC1; p=none; sp=reject",
+}
 
 
 def _need_binaries():
@@ -42,9 +55,16 @@ def _start(st):
 
 
 @pytest.fixture(scope="session")
-def stack():
+def test_dns():
+    """The session's DNS server (dnsserver.DnsServer)."""
+    with DnsServer(txt=TEST_DMARC, local=TEST_DNS_LOCAL) as dns:
+        yield dns
+
+
+@pytest.fixture(scope="session")
+def stack(test_dns):
     _need_binaries()
-    st = _start(Stack())
+    st = _start(Stack(extra_conf={"dns_resolver": test_dns.resolver}))
     yield st
     st.stop()
     if st.sanitizer_reports:

@@ -115,8 +115,10 @@ class StackError(Exception):
 
 
 class Stack:
-    def __init__(self, debug_endpoints=True, keep=None):
+    def __init__(self, debug_endpoints=True, keep=None, extra_conf=None):
+        """extra_conf: {key: value} added to groups.conf."""
         self.bin = bin_dir()
+        self.extra_conf = dict(extra_conf or {})
         self.debug_endpoints = debug_endpoints
         self.keep = (os.environ.get("GROUPS_E2E_KEEP") == "1"
                      if keep is None else keep)
@@ -142,6 +144,9 @@ class Stack:
         })
         for name in PORT_NAMES:
             e[f"GROUPS_{name.upper()}_PORT"] = str(self.ports[name])
+        if self.extra_conf:
+            e["GROUPS_EXTRA_CONF"] = "\n".join(
+                f"{k} = {v}" for k, v in self.extra_conf.items())
         return e
 
     def run_stack(self, *args, timeout=START_TIMEOUT):

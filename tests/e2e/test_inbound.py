@@ -80,6 +80,16 @@ def sample(name):
     ("demo+subscribe@localhost", "command", {"command": "subscribe"}),
     ("demo+UNSUBSCRIBE@Localhost", "command", {"command": "unsubscribe"}),
     ("demo+bounces-abc123@localhost", "bounce", {"detail": "abc123"}),
+    ("Demo+Bounces-AbC.12_3@localhost", "bounce", {"detail": "AbC.12_3"}),
+    ("demo+approve-Tok.1797_xY@localhost", "command",
+     {"command": "approve", "detail": "Tok.1797_xY"}),
+    ("demo+REJECT-AbC@localhost", "command",
+     {"command": "reject", "detail": "AbC"}),
+    ("demo+nomail-until-2027-01-31@localhost", "command",
+     {"command": "nomail-until", "detail": "2027-01-31"}),
+    ("demo+mute-1234@localhost", "command",
+     {"command": "mute", "detail": "1234"}),
+    ("demo+plaindigest@localhost", "command", {"command": "plaindigest"}),
     ("demo+bounces-" + "t" * 90 + "@localhost", "bounce",
      {"detail": "t" * 90}),
 ])
@@ -97,6 +107,8 @@ def test_rcpt_routes(stack, addr, route, extra):
 @pytest.mark.parametrize("addr,status", [
     ("nosuch@localhost", 404),
     ("demo+nosuchcommand@localhost", 404),
+    ("demo+approve-@localhost", 404),
+    ("demo+approve@localhost", 404),
     ("x@example.com", 403),
     ("no-at-sign", 404),
 ])

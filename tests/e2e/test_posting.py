@@ -1,0 +1,565 @@
+# SPDX-License-Identifier: MIT
+"""The posting path end to end: posting policy and member posting status,
+holds with the moderators' notice, rejections with the poster's notice,
+loop and auto-responder checks, hashtags, POST /v1/posts, and the hand-over
+to the real karl (receivers, batches, the members' copy with its list
+headers and DMARC From rewriting, retries while karl is down).
+
+Each test makes its own group with the settings it needs, through SQL on
+the stack's cluster; messages go in through messageserver's /v1/inbound
+(as smtpd sends them), /v1/posts, or SMTP through nginx.  What karl was
+given is read back from karl's own API."""
+import base64
+import smtplib
+import time
+import uuid
+
+import pytest
+
+from stack import wait_for
+
+DOMAIN = "localhost"
+
+
+# ------------------------------------------------------------------ helpers
+
+def b64url(raw):
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def uniq(prefix="g"):
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def make_group(stack, members=(), **settings):
+    """A group with settings (columns of groups) and members: a list of
+    (email, {membership columns}).  Returns (name, {email: membership id}).
+    """
+    name = uniq("pg")
+    cols = ["domain", "name", "title"] + list(settings)
+    vals = [DOMAIN, name, f"Group {name}"] + [str(v) for v in settings.values()]
+    ph = ", ".join(f":'v{i}'" for i in range(1, len(vals) + 1))
+    gid = stack.sql(f"INSERT INTO groups ({', '.join(cols)}) VALUES ({ph}) "
+                    "RETURNING id", *vals)[0][0]
+    ids = {}
+    for email, m in members:
+        m = dict(m)
+        acct_status = m.pop("account_status", "active")
+        bounce = m.pop("bounce", None)
+        aid = stack.sql("INSERT INTO accounts (email, display_name, status) "
+                        "VALUES (:'v1', :'v2', :'v3') ON CONFLICT "
+                        "(lower(email)) DO UPDATE SET status = :'v3' "
+                        "RETURNING id", email, email.split("@")[0].title(),
+                        acct_status)[0][0]
+        if bounce:
+            stack.sql("INSERT INTO bounce_state (account_id, status) VALUES "
+                      "(:'v1', :'v2') ON CONFLICT (account_id) DO UPDATE "
+                      "SET status = :'v2'", aid, bounce)
+        mcols = ["group_id", "account_id"] + list(m)
+        mvals = [gid, aid] + [str(v) for v in m.values()]
+        ph = ", ".join(f":'v{i}'" for i in range(1, len(mvals) + 1))
+        ids[email] = stack.sql(f"INSERT INTO memberships ({', '.join(mcols)}) "
+                               f"VALUES ({ph}) RETURNING id", *mvals)[0][0]
+    return name, ids
+
+
+def message(group, sender="member@example.org", subject=None, extra="",
+            body="hello group\r\n", msgid=None, name="Poster"):
+    msgid = msgid or f"{uuid.uuid4().hex}@example.org"
+    subject = subject or f"topic {uuid.uuid4().hex[:8]}"
+    raw = (f"From: {name} <{sender}>\r\nTo: {group}@{DOMAIN}\r\n"
+           f"Subject: {subject}\r\nMessage-ID: <{msgid}>\r\n{extra}"
+           f"Date: Thu, 03 Dec 2026 12:00:00 +0000\r\n\r\n{body}").encode()
+    return raw, msgid
+
+
+def inbound(stack, group, raw, mail_from="member@example.org"):
+    r = stack.post("messageserver", "/v1/inbound", {
+        "mail_from": mail_from, "rcpts": [f"{group}@{DOMAIN}"],
+        "client_addr": "127.0.0.1", "client_helo": "client.example",
+        "cid": "posting-" + uuid.uuid4().hex[:8], "raw": b64url(raw)})
+    assert r.status == 200, r
+    j = r.json()
+    assert len(j["messages"]) == 1, j
+    return j["messages"][0]
+
+
+def post(stack, group, sender="member@example.org", **kw):
+    raw, msgid = message(group, sender=sender, **kw)
+    return inbound(stack, group, raw, mail_from=sender), msgid
+
+
+def outbox(stack, group, kind):
+    """[id, status, receivers_sent, raw (str), receivers (JSON text)] of
+    group's outbox rows of kind."""
+    rows = stack.sql("SELECT o.id, o.status, o.receivers_sent, "
+                     "translate(encode(coalesce(o.raw, ''::bytea), 'base64'), "
+                     "E'\\n', ''), coalesce(o.receivers::text, '') "
+                     "FROM outbox o JOIN groups g ON g.id = o.group_id "
+                     "WHERE g.name = :'v1' AND o.kind = :'v2' ORDER BY o.id",
+                     group, kind)
+    for r in rows:
+        r[3] = base64.b64decode(r[3]).decode("utf-8", "replace")
+    return rows
+
+
+def karl_job(stack, job):
+    r = stack.get("karl", f"/v1/jobs/{job}", auth=True)
+    return r.json() if r.status == 200 else None
+
+
+def karl_receivers(stack, job):
+    r = stack.get("karl", f"/v1/jobs/{job}/receivers", auth=True)
+    assert r.status == 200, r
+    return sorted(x["to"] for x in r.json()["receivers"])
+
+
+def karl_message(stack, job):
+    r = stack.get("karl", f"/v1/jobs/{job}/message", auth=True)
+    assert r.status == 200, r
+    return r.body
+
+
+def handed_over(stack, group, kind="post", n=1, timeout=15):
+    """Wait until n outbox rows of group are done; returns them."""
+    rows = []
+
+    def done():
+        rows[:] = outbox(stack, group, kind)
+        return len(rows) >= n and all(r[1] == "done" for r in rows)
+    assert wait_for(done, timeout), f"outbox not handed over: {rows}"
+    return rows
+
+
+MEMBER = ("member@example.org", {})
+
+
+# ------------------------------------------------------------------ policy
+
+def test_member_post_is_archived_and_handed_to_karl(stack):
+    g, _ = make_group(stack, [MEMBER, ("other@example.net", {})])
+    res, msgid = post(stack, g)
+    assert res["status"] == "archived" and res["number"] == 1
+    rows = handed_over(stack, g)
+    assert len(rows) == 1 and rows[0][2] == "2"
+    job = karl_job(stack, f"post-{rows[0][0]}")
+    assert job["complete"] is True and job["receivers"] == 2
+    assert karl_receivers(stack, f"post-{rows[0][0]}") == [
+        "member@example.org", "other@example.net"]
+
+
+def test_non_member_is_rejected_with_a_notice(stack):
+    g, _ = make_group(stack, [MEMBER])
+    res, msgid = post(stack, g, sender="stranger@example.com",
+                      subject="let me in")
+    assert res["status"] == "rejected" and res["reason"] == "non_member"
+    assert stack.sql("SELECT count(*) FROM messages m JOIN groups g ON "
+                     "g.id = m.group_id WHERE g.name = :'v1'", g) == [["0"]]
+    rows = handed_over(stack, g, kind="notice")
+    assert len(rows) == 1
+    raw, receivers = rows[0][3], rows[0][4]
+    assert "stranger@example.com" in receivers
+    assert "Auto-Submitted: auto-replied" in raw
+    assert f"Not posted to {g}: let me in" in raw
+    assert "only members may post" in raw
+    assert karl_receivers(stack, f"notice-{rows[0][0]}") == [
+        "stranger@example.com"]
+
+
+def test_non_member_is_held_when_the_group_moderates_them(stack):
+    g, _ = make_group(stack, [("owner@example.org", {"role": "owner"}),
+                              ("mod@example.org", {"role": "moderator"}),
+                              MEMBER], nonmember_posts="moderate")
+    res, msgid = post(stack, g, sender="stranger@example.com",
+                      subject="please approve")
+    assert res["status"] == "held" and res["reason"] == "non_member"
+    pid = res["pending_id"]
+    assert stack.sql("SELECT status, reason, from_address, message_id, "
+                     "expires_at > now() + interval '13 days' FROM "
+                     "pending_messages WHERE id = :'v1'", pid) == [
+        ["pending", "non_member", "stranger@example.com", msgid, "t"]]
+    rows = handed_over(stack, g, kind="notice")
+    raw = rows[0][3]
+    assert karl_receivers(stack, f"notice-{rows[0][0]}") == [
+        "mod@example.org", "owner@example.org"]
+    assert "message held for approval: please approve" in raw
+    # the reply address carries a signed token that routes as a command
+    addr = header(raw.encode(), "Reply-To")[0].strip("<>")
+    assert addr.startswith(f"{g}+approve-") and addr.endswith("@localhost")
+    r = stack.post("messageserver", "/v1/rcpt", {"rcpt": addr})
+    assert r.status == 200 and r.json()["route"] == "command"
+    assert r.json()["command"] == "approve"
+    token = r.json()["detail"]
+    assert f"{g}+reject-{token}@localhost" in raw.replace("=\r\n", "")
+    # the same message again is a duplicate, not a second hold
+    raw2, _ = message(g, sender="stranger@example.com", msgid=msgid)
+    again = inbound(stack, g, raw2, mail_from="stranger@example.com")
+    assert again["status"] == "duplicate" and again["pending_id"] == pid
+
+
+@pytest.mark.parametrize("membership,reason", [
+    ({"posting": "moderated"}, "moderated_member"),
+    ({"posting": "new_member_moderated"}, "new_member"),
+])
+def test_member_posting_status_holds(stack, membership, reason):
+    g, _ = make_group(stack, [("member@example.org", membership),
+                              ("owner@example.org", {"role": "owner"})])
+    res, _ = post(stack, g)
+    assert res["status"] == "held" and res["reason"] == reason
+
+
+def test_banned_member_and_banned_domain_are_rejected(stack):
+    g, _ = make_group(stack, [("member@example.org", {"posting": "banned"}),
+                              ("ok@spam.example", {})])
+    res, _ = post(stack, g)
+    assert res["status"] == "rejected" and res["reason"] == "banned"
+    stack.sql("INSERT INTO group_bans (group_id, pattern) SELECT id, "
+              "'@spam.example' FROM groups WHERE name = :'v1'", g)
+    res, _ = post(stack, g, sender="ok@spam.example")
+    assert res["status"] == "rejected" and res["reason"] == "banned"
+
+
+def test_moderated_group_holds_members_not_moderators(stack):
+    g, _ = make_group(stack, [MEMBER, ("mod@example.org",
+                                       {"role": "moderator"})],
+                      moderate_all="true")
+    res, _ = post(stack, g)
+    assert res["status"] == "held" and res["reason"] == "moderated_group"
+    res, _ = post(stack, g, sender="mod@example.org")
+    assert res["status"] == "archived"
+
+
+def test_announcement_only_group(stack):
+    g, _ = make_group(stack, [MEMBER, ("owner@example.org", {"role": "owner"})],
+                      who_can_post="moderators")
+    res, _ = post(stack, g)
+    assert res["status"] == "rejected" and res["reason"] == "announce_only"
+    res, _ = post(stack, g, sender="owner@example.org")
+    assert res["status"] == "archived"
+
+
+def test_anyone_may_post(stack):
+    g, _ = make_group(stack, [MEMBER], who_can_post="anyone")
+    res, _ = post(stack, g, sender="passer-by@example.com")
+    assert res["status"] == "archived"
+
+
+def test_new_topic_moderation(stack):
+    g, _ = make_group(stack, [MEMBER, ("mod@example.org",
+                                       {"role": "moderator"})],
+                      moderate_new_topics="true")
+    res, first = post(stack, g, sender="mod@example.org", subject="Agenda")
+    assert res["status"] == "archived"
+    res, _ = post(stack, g, subject="Re: Agenda",
+                  extra=f"In-Reply-To: <{first}>\r\n")
+    assert res["status"] == "archived"
+    res, _ = post(stack, g, subject="A brand new topic")
+    assert res["status"] == "held" and res["reason"] == "new_topic"
+
+
+def test_hashtags_moderate_and_silence(stack):
+    g, _ = make_group(stack, [MEMBER, ("owner@example.org", {"role": "owner"})])
+    stack.sql("INSERT INTO hashtags (group_id, name, moderated, no_email, "
+              "moderators_only) SELECT id, t.n, t.m, t.e, t.s FROM groups, "
+              "(VALUES ('review', true, false, false), "
+              "('quiet', false, true, false), "
+              "('staff', false, false, true)) AS t(n, m, e, s) "
+              "WHERE name = :'v1'", g)
+    res, _ = post(stack, g, subject="#Review my draft")
+    assert res["status"] == "held" and res["reason"] == "hashtag"
+    res, _ = post(stack, g, subject="#staff only")
+    assert res["status"] == "held" and res["reason"] == "hashtag"
+    res, _ = post(stack, g, subject="#quiet archived, not mailed")
+    assert res["status"] == "archived"
+    assert res["reason"] == "no_email_hashtag"
+    res, _ = post(stack, g, subject="an ordinary post")
+    assert res["status"] == "archived"
+    rows = handed_over(stack, g)
+    assert len(rows) == 1     # only the ordinary post goes out
+
+
+@pytest.mark.parametrize("extra,mail_from,verdict,reason", [
+    ("X-Loop: {g}@localhost\r\n", None, "dropped", "loop"),
+    ("List-Id: Our list <{g}.localhost>\r\n", None, "dropped", "loop"),
+    ("Auto-Submitted: auto-replied\r\n", None, "dropped", "auto_reply"),
+    ("X-Autoreply: yes\r\n", None, "dropped", "auto_reply"),
+    ("Precedence: junk\r\n", None, "dropped", "auto_reply"),
+    ("", "", "dropped", "null_sender"),
+    ("Auto-Submitted: auto-generated\r\n", None, "held", "auto_submitted"),
+    ("Precedence: bulk\r\n", None, "held", "bulk"),
+    ("Auto-Submitted: no\r\n", None, "archived", ""),
+    ("List-Id: another list <other.example.net>\r\n", None, "archived", ""),
+])
+def test_loops_and_auto_responders(stack, extra, mail_from, verdict, reason):
+    g, _ = make_group(stack, [MEMBER, ("owner@example.org", {"role": "owner"})])
+    raw, _ = message(g, extra=extra.format(g=g))
+    res = inbound(stack, g, raw, mail_from="member@example.org"
+                  if mail_from is None else mail_from)
+    assert (res["status"], res["reason"]) == (verdict, reason)
+    if verdict == "dropped":
+        time.sleep(0.3)
+        assert outbox(stack, g, "notice") == []    # no reply storm
+
+
+def test_size_and_attachment_limits(stack):
+    g, _ = make_group(stack, [MEMBER], max_message_size=2048,
+                      allow_attachments="false")
+    res, _ = post(stack, g, body="x" * 3000 + "\r\n")
+    assert res["status"] == "rejected" and res["reason"] == "size"
+    att = ("MIME-Version: 1.0\r\nContent-Type: multipart/mixed; "
+           "boundary=b\r\n")
+    body = ("--b\r\nContent-Type: text/plain\r\n\r\nsee file\r\n--b\r\n"
+            "Content-Type: application/octet-stream\r\nContent-Disposition: "
+            "attachment; filename=a.bin\r\n\r\nAAAA\r\n--b--\r\n")
+    res, _ = post(stack, g, extra=att, body=body)
+    assert res["status"] == "rejected" and res["reason"] == "attachments"
+
+
+# ------------------------------------------------------------- /v1/posts
+
+def web_post(stack, group, **kw):
+    body = {"group": group, "from": "member@example.org",
+            "from_name": "Web Poster", "subject": "from the web",
+            "text": "posted on the web\n", "source": "web"}
+    body.update(kw)
+    return stack.post("messageserver", "/v1/posts", body)
+
+
+def test_web_post_goes_through_the_same_pipeline(stack):
+    g, _ = make_group(stack, [MEMBER])
+    r = web_post(stack, g, subject="Caf\u00e9 opening", html="<p>hi</p>")
+    assert r.status == 200, r
+    m = r.json()["messages"][0]
+    assert m["status"] == "archived" and m["number"] == 1
+    row = stack.sql("SELECT source, subject, from_name, body_text, "
+                    "message_id FROM messages WHERE topic_id = :'v1'",
+                    m["topic_id"])[0]
+    assert row[:4] == ["web", "Caf\u00e9 opening", "Web Poster",
+                       "posted on the web\n"]
+    # a reply threads by in_reply_to
+    r = web_post(stack, g, subject="something else", in_reply_to=row[4])
+    assert r.json()["messages"][0]["topic_id"] == m["topic_id"]
+    # a stranger's web post meets the same policy
+    r = web_post(stack, g, **{"from": "stranger@example.com"})
+    assert r.json()["messages"][0]["status"] == "rejected"
+
+
+def test_feed_post_with_message_id_is_idempotent(stack):
+    g, _ = make_group(stack, [MEMBER])
+    mid = f"feed-{uuid.uuid4().hex}@feeds.localhost"
+    a = web_post(stack, g, source="feed", message_id=mid).json()
+    b = web_post(stack, g, source="feed", message_id=mid).json()
+    assert a["messages"][0]["status"] == "archived"
+    assert b["messages"][0]["status"] == "duplicate"
+    assert a["messages"][0]["number"] == b["messages"][0]["number"]
+
+
+@pytest.mark.parametrize("body,status", [
+    ({"group": "x"}, 400),
+    ({"group": "x", "from": "a@b", "subject": "s", "text": "t",
+      "source": "email"}, 400),
+    ({"group": "x", "from": "nobody", "subject": "s", "text": "t",
+      "source": "web"}, 400),
+    ({"group": "x", "from": "a@b", "subject": "s", "text": "t",
+      "source": "web", "extra": 1}, 400),
+    ({"group": "no-such-group", "from": "a@b", "subject": "s", "text": "t",
+      "source": "web"}, 404),
+])
+def test_web_post_refusals(stack, body, status):
+    assert stack.post("messageserver", "/v1/posts", body).status == status
+
+
+# ----------------------------------------------------------------- fan-out
+
+def test_receivers_follow_delivery_settings(stack):
+    members = [
+        ("individual@example.org", {}),
+        ("nomail@example.org", {"delivery": "no_email"}),
+        ("digest@example.org", {"delivery": "full_digest"}),
+        ("special@example.org", {"delivery": "special_only"}),
+        ("bouncing@example.org", {"bounce": "bouncing"}),
+        ("pending@example.org", {"status": "pending_confirmation"}),
+        ("disabled@example.org", {"account_status": "disabled"}),
+        ("muter@example.org", {}),
+        ("tagmuter@example.org", {}),
+        ("follower@example.org", {"following_only": "true"}),
+        ("notfollowing@example.org", {"following_only": "true"}),
+        ("member@example.org", {}),
+    ]
+    g, ids = make_group(stack, members)
+    res, first = post(stack, g, subject="#plans for the week")
+    topic = res["topic_id"]
+    handed_over(stack, g)
+    stack.sql("INSERT INTO topic_subscriptions (membership_id, topic_id, "
+              "mode) VALUES (:'v1', :'v3', 'mute'), (:'v2', :'v3', 'follow')",
+              ids["muter@example.org"], ids["follower@example.org"], topic)
+    stack.sql("INSERT INTO hashtag_subscriptions (membership_id, hashtag_id, "
+              "mode) SELECT :'v1', h.id, 'mute' FROM hashtags h JOIN groups g "
+              "ON g.id = h.group_id WHERE g.name = :'v2' AND h.name = 'plans'",
+              ids["tagmuter@example.org"], g)
+    res, _ = post(stack, g, subject="Re: #plans for the week",
+                  extra=f"In-Reply-To: <{first}>\r\n")
+    assert res["topic_id"] == topic
+    rows = handed_over(stack, g, n=2)
+    assert karl_receivers(stack, f"post-{rows[1][0]}") == [
+        "follower@example.org", "individual@example.org",
+        "member@example.org"]
+    # a special notice reaches special-only members too
+    r = web_post(stack, g, special=True, subject="Special notice")
+    assert r.json()["messages"][0]["status"] == "archived"
+    rows = handed_over(stack, g, n=3)
+    got = karl_receivers(stack, f"post-{rows[2][0]}")
+    assert "special@example.org" in got and "digest@example.org" not in got
+
+
+def test_large_group_goes_in_batches(stack):
+    g, _ = make_group(stack, [MEMBER])
+    stack.sql("WITH a AS (INSERT INTO accounts (email) SELECT "
+              "'bulk' || i || '-' || :'v1' || '@example.net' FROM "
+              "generate_series(1, 2500) AS i RETURNING id) "
+              "INSERT INTO memberships (group_id, account_id) "
+              "SELECT g.id, a.id FROM a, groups g WHERE g.name = :'v1'", g)
+    res, _ = post(stack, g)
+    assert res["status"] == "archived"
+    rows = handed_over(stack, g, timeout=60)
+    assert rows[0][2] == "2501"
+    job = karl_job(stack, f"post-{rows[0][0]}")
+    assert job["batches"] == 3 and job["complete"] is True
+    assert job["receivers"] == 2501
+    got = karl_receivers(stack, f"post-{rows[0][0]}")
+    assert len(got) == len(set(got)) == 2501
+
+
+def header(msg, name):
+    """Unfolded values of header name in the bytes of msg."""
+    head = msg.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
+    head = head.replace("\r\n ", " ").replace("\r\n\t", " ")
+    return [line.split(":", 1)[1].strip() for line in head.split("\r\n")
+            if line.lower().startswith(name.lower() + ":")]
+
+
+def test_members_copy_has_list_headers(stack):
+    g, _ = make_group(stack, [MEMBER], subject_tag="Club")
+    raw, msgid = message(g, subject="Meeting notes", extra=(
+        "List-Id: somebody else's list <other.example.net>\r\n"
+        "Return-Path: <bogus@example.net>\r\nX-Custom: kept\r\n"))
+    res = inbound(stack, g, raw)
+    rows = handed_over(stack, g)
+    msg = karl_message(stack, f"post-{rows[0][0]}")
+    assert header(msg, "Subject") == ["[Club] Meeting notes"]
+    assert header(msg, "List-Id") == [f"Group {g} <{g}.localhost>"]
+    assert header(msg, "List-Post") == [f"<mailto:{g}@localhost>"]
+    assert header(msg, "List-Help") == [f"<mailto:{g}+help@localhost>"]
+    assert header(msg, "List-Subscribe") == [
+        f"<mailto:{g}+subscribe@localhost>"]
+    assert header(msg, "List-Archive")[0].endswith(f"/g/{g}>")
+    assert header(msg, "Archived-At")[0].endswith(
+        f"/g/{g}/message/{res['number']}>")
+    assert header(msg, "Sender") == [f"<{g}+owner@localhost>"]
+    assert header(msg, "Precedence") == ["list"]
+    assert header(msg, "X-Loop") == [f"{g}@localhost"]
+    assert header(msg, "Reply-To") == [f"<{g}@localhost>"]
+    assert header(msg, "Return-Path") == []
+    assert header(msg, "X-Custom") == ["kept"]
+    assert header(msg, "Message-ID") == [f"<{msgid}>"]
+    assert header(msg, "From") == ["Poster <member@example.org>"]
+    assert msg.endswith(b"\r\n\r\nhello group\r\n")
+    # a reply keeps one tag, not two
+    raw, _ = message(g, subject="Re: [Club] Meeting notes",
+                     extra=f"In-Reply-To: <{msgid}>\r\n")
+    inbound(stack, g, raw)
+    rows = handed_over(stack, g, n=2)
+    msg = karl_message(stack, f"post-{rows[1][0]}")
+    assert header(msg, "Subject") == ["Re: [Club] Meeting notes"]
+
+
+@pytest.mark.parametrize("sender,rewritten", [
+    ("alice@reject.test", True),
+    ("bob@quarantine.test", True),
+    ("carol@none.test", False),
+    ("dave@norecord.test", False),
+    ("erin@mail.orgreject.test", True),     # sp=reject of the org domain
+])
+def test_dmarc_from_rewrite(stack, sender, rewritten):
+    g, _ = make_group(stack, [(sender, {})], reply_to="group")
+    raw, _ = message(g, sender=sender, name="Pat Poster",
+                     extra="DKIM-Signature: v=1; a=rsa-sha256; d=x; b=abc\r\n")
+    assert inbound(stack, g, raw, mail_from=sender)["status"] == "archived"
+    rows = handed_over(stack, g)
+    msg = karl_message(stack, f"post-{rows[0][0]}")
+    if rewritten:
+        assert [f.replace('"', "") for f in header(msg, "From")] == [
+            f"Pat Poster via Group {g} <{g}@localhost>"]
+        assert header(msg, "Reply-To") == [
+            f"Pat Poster <{sender}>, <{g}@localhost>"]
+    else:
+        assert header(msg, "From") == [f"Pat Poster <{sender}>"]
+        assert header(msg, "Reply-To") == [f"<{g}@localhost>"]
+    # the subject tag changed a signed header: the old signature goes
+    assert header(msg, "DKIM-Signature") == []
+
+
+def test_karl_down_then_up_hands_over_once(stack):
+    g, _ = make_group(stack, [MEMBER, ("b@example.net", {})])
+    sup = stack.supervisor_pid()
+    assert sup
+    import os
+    import signal
+    old = stack.pid("karl")
+    # stop karl for a while: SIGSTOP makes it unreachable without a restart
+    os.kill(old, signal.SIGSTOP)
+    try:
+        res, _ = post(stack, g)
+        assert res["status"] == "archived"
+        time.sleep(3)
+        rows = outbox(stack, g, "post")
+        assert rows[0][1] == "pending"
+    finally:
+        os.kill(old, signal.SIGCONT)
+    rows = handed_over(stack, g, timeout=60)
+    job = karl_job(stack, f"post-{rows[0][0]}")
+    assert job["receivers"] == 2
+    assert karl_receivers(stack, f"post-{rows[0][0]}") == [
+        "b@example.net", "member@example.org"]
+
+
+# ------------------------------------------------------ SMTP through nginx
+
+def smtp(stack):
+    return smtplib.SMTP("127.0.0.1", stack.ports["smtp_public"], timeout=20)
+
+
+def test_smtp_member_post_and_reply_through_nginx(stack):
+    g, _ = make_group(stack, [MEMBER])
+    raw, first = message(g, subject="Walk on Sunday")
+    with smtp(stack) as s:
+        s.sendmail("member@example.org", [f"{g}@localhost"], raw)
+        raw2, second = message(g, subject="Re: Walk on Sunday",
+                               extra=f"In-Reply-To: <{first}>\r\n")
+        s.sendmail("member@example.org", [f"{g}@localhost"], raw2)
+    rows = stack.sql("SELECT m.number, m.topic_id, m.message_id FROM "
+                     "messages m JOIN groups g ON g.id = m.group_id WHERE "
+                     "g.name = :'v1' ORDER BY m.number", g)
+    assert [r[0] for r in rows] == ["1", "2"]
+    assert rows[0][1] == rows[1][1]
+    assert [r[2] for r in rows] == [first, second]
+
+
+def test_smtp_non_member_and_moderated_member_through_nginx(stack):
+    g, _ = make_group(stack, [MEMBER, ("held@example.org",
+                                       {"posting": "moderated"}),
+                              ("owner@example.org", {"role": "owner"})])
+    with smtp(stack) as s:
+        raw, _ = message(g, sender="stranger@example.com")
+        s.sendmail("stranger@example.com", [f"{g}@localhost"], raw)
+        raw, held = message(g, sender="held@example.org")
+        s.sendmail("held@example.org", [f"{g}@localhost"], raw)
+    assert stack.sql("SELECT count(*) FROM messages m JOIN groups g ON "
+                     "g.id = m.group_id WHERE g.name = :'v1'", g) == [["0"]]
+    assert stack.sql("SELECT p.message_id, p.reason FROM pending_messages p "
+                     "JOIN groups g ON g.id = p.group_id WHERE "
+                     "g.name = :'v1'", g) == [[held, "moderated_member"]]
+    rows = handed_over(stack, g, kind="notice", n=2)
+    tos = sorted(r[4] for r in rows)
+    assert any("stranger@example.com" in t for t in tos)
+    assert any("owner@example.org" in t for t in tos)
