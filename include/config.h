@@ -71,6 +71,7 @@ struct config {
 	/* messageserver */
 	int	 messageserver_port;
 	int	 messageserver_fanout_threads;
+	int	 messageserver_outbox_lease;
 	/* karl */
 	int	 karl_port;
 	char	*karl_spool_dir;

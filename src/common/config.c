@@ -126,6 +126,9 @@ static const struct config_key config_keys[] = {
 	K_PORT(messageserver_port, "17103", "messageserver HTTP port"),
 	K_INT(messageserver_fanout_threads, "2", 1, 32,
 	    "threads handing posts and notices to karl"),
+	K_INT(messageserver_outbox_lease, "60", 2, 3600,
+	    "seconds an outbox entry stays claimed; after a crash it is "
+	    "taken up again this long after its last progress"),
 	K_PORT(karl_port, "17104", "karl HTTP port"),
 	K_STR(karl_spool_dir, "${var_dir}/karl", "karl's leveldb spool"),
 	K_STR(karl_relay_host, "127.0.0.1", "SMTP relay karl delivers to"),

@@ -4,8 +4,9 @@
  *
  * A few threads claim due outbox rows (FOR UPDATE SKIP LOCKED, so any
  * number of messageserver instances share the work) and lease them: a
- * claimed row's next_attempt_at moves OUTBOX_LEASE into the future, so if
- * this process dies the row comes due again by itself.  A post's
+ * claimed row's next_attempt_at moves messageserver_outbox_lease seconds
+ * into the future, so if this process dies the row comes due again by
+ * itself.  A post's
  * receivers are streamed from PostgreSQL KARL_BATCH_MAX at a time by
  * membership id (keyset pagination: memory stays flat however large the
  * group), each batch is sent to karl as job "post-<outbox id>", batch n,
@@ -38,7 +39,6 @@
 #include "token.h"
 #include "xalloc.h"
 
-#define OUTBOX_LEASE	"60 seconds"	/* a claimed row's lease */
 #define OUTBOX_IDLE_S	2		/* poll when not kicked */
 #define OUTBOX_BACKOFF	600		/* most seconds between attempts */
 
@@ -82,15 +82,17 @@ static const char default_footer_html[] =
 static int
 claim(struct db *d, struct row *w)
 {
+	char lease[16];
 	PGresult *r;
 
+	snprintf(lease, sizeof(lease), "%d", cfg.messageserver_outbox_lease);
 	r = db_query(d, "UPDATE outbox SET next_attempt_at = now() + "
-	    "interval '" OUTBOX_LEASE "', attempts = attempts + 1 "
+	    "make_interval(secs => $1::int), attempts = attempts + 1 "
 	    "WHERE id = (SELECT id FROM outbox WHERE status = 'pending' AND "
 	    "next_attempt_at <= now() ORDER BY next_attempt_at, id LIMIT 1 "
 	    "FOR UPDATE SKIP LOCKED) RETURNING id, kind, "
 	    "coalesce(group_id, 0), coalesce(message_id, 0), batch, "
-	    "after_member, attempts", DB_NOPARAMS);
+	    "after_member, attempts", DB_PARAMS(lease));
 	if (r == NULL)
 		return -1;
 	if (PQntuples(r) == 0) {
@@ -144,8 +146,9 @@ static int
 progress(struct db *d, const struct row *w, long long next_batch,
     const char *after, size_t count, int last)
 {
-	char nb[24], cnt[24];
+	char nb[24], cnt[24], lease[16];
 
+	snprintf(lease, sizeof(lease), "%d", cfg.messageserver_outbox_lease);
 	snprintf(nb, sizeof(nb), "%lld", next_batch);
 	snprintf(cnt, sizeof(cnt), "%zu", count);
 	metric_add(m_batches, 1);
@@ -154,11 +157,11 @@ progress(struct db *d, const struct row *w, long long next_batch,
 		metric_add(m_done, 1);
 	return db_exec(d, "UPDATE outbox SET batch = $2::int, "
 	    "after_member = $3::bigint, receivers_sent = receivers_sent + "
-	    "$4::int, next_attempt_at = now() + interval '" OUTBOX_LEASE "', "
-	    "last_error = '', status = CASE WHEN $5 THEN 'done' "
-	    "ELSE 'pending' END, done_at = CASE WHEN $5 THEN now() END "
-	    "WHERE id = $1", DB_PARAMS(w->id, nb, after, cnt,
-	    last ? "true" : "false")) == -1 ? -1 : 0;
+	    "$4::int, next_attempt_at = now() + make_interval(secs => "
+	    "$6::int), last_error = '', status = CASE WHEN $5::boolean "
+	    "THEN 'done' ELSE 'pending' END, done_at = CASE WHEN "
+	    "$5::boolean THEN now() END WHERE id = $1", DB_PARAMS(w->id, nb,
+	    after, cnt, last ? "true" : "false", lease)) == -1 ? -1 : 0;
 }
 
 /* send_batch - one batch to karl; 0 sent, -1 not (row updated). */

@@ -10,6 +10,8 @@
  *     Precedence junk/auto_reply) are dropped without a word; other
  *     Auto-Submitted mail and Precedence: bulk are held for a moderator;
  *  3. the sender: account by From address, its membership, group bans;
+ *     when From is no member, the envelope sender's (a member posting
+ *     from an alias whose MTA keeps the member's envelope);
  *  4. limits: size, attachments (rejected with a notice);
  *  5. policy: banned → reject; non-member → reject or hold by
  *     nonmember_posts (unless anyone may post); announcement-only groups
@@ -369,6 +371,16 @@ messageserver_post_group(struct db *d, const struct ms_group *g,
 		return rc == 1 ? 0 : -1;
 	if (sender_load(d, g, p->from_addr, &sd) == -1)
 		return -1;
+	/* a member whose From differs from the envelope (an alias) */
+	if (!sd.member && !sd.banned && s->mail_from[0] != '\0' &&
+	    strcasecmp(s->mail_from, p->from_addr) != 0) {
+		struct sender env;
+
+		if (sender_load(d, g, s->mail_from, &env) == -1)
+			return -1;
+		if (env.member || env.banned)
+			sd = env;
+	}
 	if ((rc = messageserver_archive_topic(d, g->id, p, topic,
 	    sizeof(topic))) == -1)
 		return -1;

@@ -563,3 +563,34 @@ def test_smtp_non_member_and_moderated_member_through_nginx(stack):
     tos = sorted(r[4] for r in rows)
     assert any("stranger@example.com" in t for t in tos)
     assert any("owner@example.org" in t for t in tos)
+
+
+def test_member_posting_from_an_alias_is_known_by_envelope(stack):
+    g, _ = make_group(stack, [MEMBER])
+    raw, _ = message(g, sender="alias@example.net")
+    res = inbound(stack, g, raw, mail_from="member@example.org")
+    assert res["status"] == "archived"
+
+
+def test_messageserver_killed_during_fan_out_loses_nobody(make_stack):
+    """kill -9 messageserver while a 2,501-receiver post is being handed
+    to karl: after the restart (and the outbox lease), karl has every
+    receiver exactly once."""
+    st = make_stack(extra_conf={"messageserver_outbox_lease": 3})
+    g, _ = make_group(st, [MEMBER])
+    st.sql("WITH a AS (INSERT INTO accounts (email) SELECT "
+           "'k' || i || '@example.net' FROM generate_series(1, 2500) AS i "
+           "RETURNING id) INSERT INTO memberships (group_id, account_id) "
+           "SELECT g.id, a.id FROM a, groups g WHERE g.name = :'v1'", g)
+    old = st.pid("messageserver")
+    res, _ = post(st, g)
+    assert res["status"] == "archived"
+    import os
+    import signal
+    os.kill(old, signal.SIGKILL)
+    st.wait_new_pid("messageserver", old, timeout=15)
+    rows = handed_over(st, g, timeout=60)
+    job = f"post-{rows[0][0]}"
+    got = karl_receivers(st, job)
+    assert len(got) == len(set(got)) == 2501
+    assert karl_job(st, job)["complete"] is True
