@@ -120,6 +120,7 @@ struct ms_group {
 	int	allow_attachments;
 	long	max_message_size;
 	int	pending_expiry_days;
+	int	archived;		/* status archived: no new posts */
 };
 
 /* Outcome of one submission in one group. */

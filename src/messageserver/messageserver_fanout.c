@@ -41,6 +41,8 @@
 
 #define OUTBOX_IDLE_S	2		/* poll when not kicked */
 #define OUTBOX_BACKOFF	600		/* most seconds between attempts */
+#define OUTBOX_PRUNE_S	600		/* between prunes */
+#define OUTBOX_KEEP	"7 days"	/* finished rows kept for operators */
 
 static pthread_mutex_t fo_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t fo_cond = PTHREAD_COND_INITIALIZER;
@@ -474,6 +476,30 @@ post(struct db *d, struct karl_clnt *kc, const struct row *w)
 	post_free(&p);
 }
 
+/* prune - forget outbox rows done or failed long ago, a bounded number
+ * at a time; at most every OUTBOX_PRUNE_S seconds per process. */
+static void
+prune(struct db *d)
+{
+	static time_t last;
+	static pthread_mutex_t plock = PTHREAD_MUTEX_INITIALIZER;
+	time_t now = time(NULL);
+	long n;
+
+	pthread_mutex_lock(&plock);
+	if (now - last < OUTBOX_PRUNE_S) {
+		pthread_mutex_unlock(&plock);
+		return;
+	}
+	last = now;
+	pthread_mutex_unlock(&plock);
+	n = db_exec(d, "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox "
+	    "WHERE status <> 'pending' AND done_at < now() - interval '"
+	    OUTBOX_KEEP "' LIMIT 10000)", DB_NOPARAMS);
+	if (n > 0)
+		log_info("messageserver: pruned %ld outbox entries", n);
+}
+
 /* one - process one due row; 1 did, 0 nothing due, -1 trouble. */
 static int
 one(struct karl_clnt *kc)
@@ -484,6 +510,7 @@ one(struct karl_clnt *kc)
 
 	if ((d = db_get(daemon_db)) == NULL)
 		return -1;
+	prune(d);
 	if ((rc = claim(d, &w)) == 1) {
 		if (strcmp(w.kind, "post") == 0)
 			post(d, kc, &w);

@@ -25,6 +25,7 @@
 #include "xalloc.h"
 
 #define NOTICE_QUOTE_MAX	2000	/* bytes of the post quoted */
+#define NOTICE_REJECT_EVERY	"1 hour"	/* per poster and group */
 
 char *
 messageserver_moderation_token(long long pending_id, int days)
@@ -93,6 +94,24 @@ messageserver_notice_reject(struct db *d, const struct ms_group *g,
 	if (strchr(p->from_addr, '@') == NULL) {
 		strbuf_free(body);
 		return 0;	/* nobody to tell */
+	}
+	/* one notice per poster and group an hour: a forged sender or a
+	 * misconfigured machine cannot turn us into a mail cannon */
+	rcv = json_pack("[{s:s}]", "to", p->from_addr);
+	raw = json_dumps(rcv, JSON_COMPACT);
+	json_decref(rcv);
+	rc = db_query_value(d, "SELECT 1 FROM outbox WHERE group_id = $1 AND "
+	    "kind = 'notice' AND receivers @> $2::jsonb AND created_at > "
+	    "now() - interval '" NOTICE_REJECT_EVERY "' LIMIT 1",
+	    DB_PARAMS(g->id, raw), NULL, 0);
+	free(raw);
+	if (rc != 0) {
+		strbuf_free(body);
+		if (rc == 1)
+			log_info("messageserver: %s was told about %s@%s "
+			    "recently; no new notice", p->from_addr, g->name,
+			    g->domain);
+		return rc == 1 ? 0 : -1;
 	}
 	strbuf_appendf(body, "Your message to %s@%s was not posted:\n%s.\n\n"
 	    "Subject: %s\n\n", g->name, g->domain, why, p->subject);

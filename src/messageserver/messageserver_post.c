@@ -13,7 +13,7 @@
  *     when From is no member, the envelope sender's (a member posting
  *     from an alias whose MTA keeps the member's envelope);
  *  4. limits: size, attachments (rejected with a notice);
- *  5. policy: banned → reject; non-member → reject or hold by
+ *  5. policy: an archived group → reject; banned → reject; non-member → reject or hold by
  *     nonmember_posts (unless anyone may post); announcement-only groups
  *     take posts from moderators only; then the member's posting status,
  *     the group's moderate_all and moderate_new_topics, and moderated
@@ -66,7 +66,8 @@ messageserver_group_load(struct db *d, const char *domain, const char *name,
 	r = db_query(d, "SELECT id, name, domain, title, subject_tag, "
 	    "who_can_post, nonmember_posts, reply_to, dmarc_rewrite, "
 	    "moderate_all, moderate_new_topics, allow_attachments, "
-	    "max_message_size, pending_expiry_days FROM groups "
+	    "max_message_size, pending_expiry_days, status = 'archived' "
+	    "FROM groups "
 	    "WHERE domain = $1 AND name = $2 AND status <> 'disabled'",
 	    DB_PARAMS(domain, name));
 	if (r == NULL)
@@ -93,6 +94,7 @@ messageserver_group_load(struct db *d, const char *domain, const char *name,
 	g->allow_attachments = PQgetvalue(r, 0, 11)[0] == 't';
 	g->max_message_size = strtol(PQgetvalue(r, 0, 12), NULL, 10);
 	g->pending_expiry_days = (int)strtol(PQgetvalue(r, 0, 13), NULL, 10);
+	g->archived = PQgetvalue(r, 0, 14)[0] == 't';
 	PQclear(r);
 	return 1;
 }
@@ -260,6 +262,9 @@ decide(const struct ms_group *g, const struct ms_submission *s,
 	int staff = sd->member && (strcmp(sd->role, "owner") == 0 ||
 	    strcmp(sd->role, "moderator") == 0);
 
+	if (g->archived)
+		return (struct decision){ REJECT, "group_archived",
+		    "this group is archived and takes no new messages" };
 	if (sd->banned || (sd->member && strcmp(sd->posting, "banned") == 0))
 		return (struct decision){ REJECT, "banned",
 		    "you are not allowed to post to this group" };

@@ -164,6 +164,11 @@ def test_non_member_is_rejected_with_a_notice(stack):
     assert "only members may post" in raw
     assert karl_receivers(stack, f"notice-{rows[0][0]}") == [
         "stranger@example.com"]
+    # a second attempt within the hour gets no second notice
+    res, _ = post(stack, g, sender="stranger@example.com")
+    assert res["status"] == "rejected"
+    time.sleep(0.3)
+    assert len(outbox(stack, g, "notice")) == 1
 
 
 def test_non_member_is_held_when_the_group_moderates_them(stack):
@@ -236,6 +241,12 @@ def test_announcement_only_group(stack):
     assert res["status"] == "rejected" and res["reason"] == "announce_only"
     res, _ = post(stack, g, sender="owner@example.org")
     assert res["status"] == "archived"
+
+
+def test_archived_group_takes_no_posts(stack):
+    g, _ = make_group(stack, [MEMBER], status="archived")
+    res, _ = post(stack, g)
+    assert res["status"] == "rejected" and res["reason"] == "group_archived"
 
 
 def test_anyone_may_post(stack):
