@@ -18,6 +18,8 @@
 #include "api_proto.h"
 #include "config.h"
 #include "daemon.h"
+#include "dns.h"
+#include "log.h"
 #include "messageserver.h"
 
 /* text and html of a web post, JSON-escaped, and the other fields */
@@ -38,6 +40,12 @@ static struct httpd_route messageserver_routes[] = {
 static int
 messageserver_init(void)
 {
+	char err[256];
+
+	if (dns_check_config(err, sizeof(err)) == -1) {
+		log_warnx("messageserver: %s", err);
+		return -1;
+	}
 	messageserver_mime_init();
 	messageserver_routes[1].max_body =
 	    (size_t)cfg.smtpd_max_message / 3 * 4 + 4 + 64 * 1024;

@@ -212,6 +212,9 @@ messageserver_outgoing(const struct ms_outgoing *o, size_t *lenp)
 		    field_is(f, flen, "DKIM-Signature"))
 			continue;
 		strbuf_append(sb, f, flen);
+		if (f[flen - 1] != '\n')	/* the last field of a body-less
+						   message */
+			strbuf_puts(sb, nl);
 	}
 
 	if (new_subject) {
@@ -259,5 +262,7 @@ messageserver_outgoing(const struct ms_outgoing *o, size_t *lenp)
 
 	if (end < len)
 		strbuf_append(sb, raw + end, len - end);
+	else
+		strbuf_puts(sb, nl);	/* no body: still end the header */
 	return strbuf_detach(sb, lenp);
 }
