@@ -605,3 +605,48 @@ def test_messageserver_killed_during_fan_out_loses_nobody(make_stack):
     got = karl_receivers(st, job)
     assert len(got) == len(set(got)) == 2501
     assert karl_job(st, job)["complete"] is True
+
+
+def test_messageserver_stopped_then_started_archives_once(make_stack):
+    """Through nginx: messageserver stops answering between RCPT and the
+    end of DATA: 451 4.3.0; it resumes (and may finish the stalled request
+    late); the sender's retry is a 250 and the group has the message once.
+    """
+    import os
+    import signal
+    st = make_stack(extra_conf={"http_timeout_ms": 2000})
+    g, _ = make_group(st, [MEMBER])
+    raw, msgid = message(g, subject="retried after a 451")
+    ms = st.pid("messageserver")
+    s = smtp(st)
+    try:
+        s.ehlo("client.example")
+        assert s.mail("member@example.org")[0] == 250
+        assert s.rcpt(f"{g}@localhost")[0] == 250
+        os.kill(ms, signal.SIGSTOP)
+        try:
+            code, text = s.data(raw)
+            assert code == 451 and b"4.3.0" in text, (code, text)
+        finally:
+            os.kill(ms, signal.SIGCONT)
+    finally:
+        s.close()
+    # like an MTA: retry after a 4xx (the late request may still be
+    # committing: a concurrent copy is 451 too, never a second message)
+    codes = []
+    for _ in range(20):
+        with smtp(st) as s:
+            try:
+                s.sendmail("member@example.org", [f"{g}@localhost"], raw)
+                codes.append(250)
+                break
+            except smtplib.SMTPDataError as e:
+                assert e.smtp_code == 451, e
+                codes.append(451)
+        time.sleep(0.5)
+    assert codes[-1] == 250, codes
+    with smtp(st) as s:      # once more: a duplicate, taken and dropped
+        s.sendmail("member@example.org", [f"{g}@localhost"], raw)
+    assert st.sql("SELECT count(*) FROM messages m JOIN groups g ON "
+                  "g.id = m.group_id WHERE g.name = :'v1' AND "
+                  "m.message_id = :'v2'", g, msgid) == [["1"]]
