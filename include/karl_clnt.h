@@ -34,13 +34,17 @@
  *	200 {"job", "kind", "batches", "complete", "receivers", "queued",
  *	     "sent", "deferred", "failed"}	404 unknown job
  * GET /v1/jobs/{id}/receivers
- *	200 {"job": id, "receivers": [{"to", "state"}, ...], "truncated"}
- *	    (operators, tests; state queued|sent|deferred|failed; at most
- *	    100000 receivers, "truncated": true when there are more)
+ *	200 {"job": id, "receivers": [{"to", "state", "verp", "data"}, ...],
+ *	    "truncated"} (operators, tests; state queued|sent|deferred|
+ *	    failed; at most 100000 receivers, "truncated": true when there
+ *	    are more)
+ * GET /v1/jobs/{id}/message
+ *	200 message/rfc822: the message as karl holds it (before footers
+ *	    and signatures)	404 unknown job
  *
  * Footer data a messageserver post carries per receiver (all strings):
  *	name, email, unsubscribe_url, unsubscribe_mailto, settings_url,
- *	group, group_url.  Karl adds List-Unsubscribe from unsubscribe_url
+ *	group, group_url, message_url.  Karl adds List-Unsubscribe from unsubscribe_url
  *	and unsubscribe_mailto when present.
  */
 #ifndef KARL_CLNT_H

@@ -50,6 +50,10 @@ int	 karl_spool_job_info(const char *id, struct karl_job_info *info);
 int	 karl_spool_receivers(const char *id, json_t *arr, size_t max,
 	    int *more);
 
+/* karl_spool_message - the job's message bytes (allocated, NUL added):
+ * 0, 1 if there is no such job, -1 on error. */
+int	 karl_spool_message(const char *id, char **msg, size_t *len);
+
 /* karl_intake.c: the HTTP API (karl_clnt.h). */
 void	 karl_intake_init(void);
 /* karl_intake_max_body - the bound of a POST /v1/send body. */

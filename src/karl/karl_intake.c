@@ -8,12 +8,17 @@
  *				changes nothing; out of order or after the
  *				last batch 409
  *	GET /v1/jobs/{id}	the job's state and receiver counts
- *	GET /v1/jobs/{id}/receivers	each receiver's address and state
+ *	GET /v1/jobs/{id}/receivers	each receiver's address, state, VERP
+ *				string and footer data
+ *	GET /v1/jobs/{id}/message	the message as karl holds it
+ *				(message/rfc822), before footers and
+ *				signatures
  *
  * Callers hold the API secret; their bodies are still checked field by
  * field, as they end up in SMTP commands and headers.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -24,6 +29,7 @@
 #include "metrics.h"
 
 #define RECEIVERS_SUFFIX	"/receivers"
+#define MESSAGE_SUFFIX		"/message"
 
 static struct {
 	struct metric	*jobs;
@@ -152,7 +158,23 @@ job_receivers(struct httpd_req *req, const char *id)
 	    F_KARL_JOB, id, F_KARL_RECEIVERS, arr, F_KARL_TRUNCATED, more));
 }
 
-/* karl_jobs_handler - GET /v1/jobs/{id}[/receivers]. */
+/* job_message - GET /v1/jobs/{id}/message. */
+static int
+job_message(struct httpd_req *req, const char *id)
+{
+	char *msg;
+	size_t len;
+	int rc;
+
+	if ((rc = karl_spool_message(id, &msg, &len)) != 0)
+		return rc == 1 ? httpd_reply_error(req, 404, "no such job") :
+		    httpd_reply_error(req, 503, "spool read failed");
+	rc = httpd_reply(req, 200, "message/rfc822", msg, len);
+	free(msg);
+	return rc;
+}
+
+/* karl_jobs_handler - GET /v1/jobs/{id}[/receivers|/message]. */
 int
 karl_jobs_handler(struct httpd_req *req)
 {
@@ -161,7 +183,8 @@ karl_jobs_handler(struct httpd_req *req)
 	char id[KARL_JOB_MAX + 1];
 	size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
 
-	if (slash != NULL && strcmp(slash, RECEIVERS_SUFFIX) != 0)
+	if (slash != NULL && strcmp(slash, RECEIVERS_SUFFIX) != 0 &&
+	    strcmp(slash, MESSAGE_SUFFIX) != 0)
 		return httpd_reply_error(req, 404, "no such endpoint");
 	if (n == 0 || n > KARL_JOB_MAX)
 		return httpd_reply_error(req, 404, "no such job");
@@ -169,5 +192,9 @@ karl_jobs_handler(struct httpd_req *req)
 	id[n] = '\0';
 	if (!karl_job_id_valid(id))
 		return httpd_reply_error(req, 404, "no such job");
-	return slash ? job_receivers(req, id) : job_status(req, id);
+	if (slash == NULL)
+		return job_status(req, id);
+	if (strcmp(slash, MESSAGE_SUFFIX) == 0)
+		return job_message(req, id);
+	return job_receivers(req, id);
 }

@@ -507,9 +507,11 @@ list_one(void *ctx, json_t *rec)
 		*l->more = 1;
 		return 1;
 	}
-	json_array_append_new(l->arr, json_pack("{s:O, s:O}", F_KARL_TO,
-	    json_object_get(rec, F_KARL_TO), F_KARL_STATE,
-	    json_object_get(rec, F_KARL_STATE)));
+	json_array_append_new(l->arr, json_pack("{s:O, s:O, s:O*, s:O*}",
+	    F_KARL_TO, json_object_get(rec, F_KARL_TO), F_KARL_STATE,
+	    json_object_get(rec, F_KARL_STATE), F_KARL_VERP,
+	    json_object_get(rec, F_KARL_VERP), F_KARL_DATA,
+	    json_object_get(rec, F_KARL_DATA)));
 	return 0;
 }
 
@@ -536,4 +538,20 @@ karl_spool_receivers(const char *id, json_t *arr, size_t max, int *more)
 	rc = rcpt_walk(ro, id, list_one, &l);
 	end_snapshot(ro, snap);
 	return rc;
+}
+
+int
+karl_spool_message(const char *id, char **msg, size_t *len)
+{
+	char key[KEY_MAX];
+	int rc;
+
+	*msg = NULL;
+	if (spool_db == NULL)
+		return -1;
+	snprintf(key, sizeof(key), MSG_PREFIX "%s", id);
+	*msg = spool_get(spool_ropts, key, len, &rc);
+	if (*msg == NULL)
+		return rc == -1 ? -1 : 1;
+	return 0;
 }

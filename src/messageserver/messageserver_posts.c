@@ -43,7 +43,7 @@ messageserver_posts_handler(struct httpd_req *req)
 	const char *group, *domain = NULL, *from, *from_name = "", *subject;
 	const char *text, *html = NULL, *irt = NULL, *msgid = NULL, *source;
 	const char *to[1];
-	int special = 0, rc, found;
+	int special = 0, rc, found = 0;
 	struct ms_compose c;
 	struct ms_submission sub;
 	struct ms_parsed p;

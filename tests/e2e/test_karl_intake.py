@@ -94,6 +94,17 @@ def test_send_then_duplicate(stack):
                         "sent": 0, "deferred": 0, "failed": 0}
 
 
+def test_message_as_held(stack):
+    job = new_job()
+    assert send(stack, batch0(job, receivers(1))).status == 202
+    r = stack.get("karl", f"/v1/jobs/{job}/message", auth=True)
+    assert r.status == 200 and r.body == MESSAGE
+    assert r.headers.get("Content-Type") == "message/rfc822"
+    assert stack.get("karl", "/v1/jobs/nosuchjob/message",
+                     auth=True).status == 404
+    assert stack.get("karl", f"/v1/jobs/{job}/message").status == 401
+
+
 def test_three_batches_in_order(stack):
     job = new_job()
     before = {m: metric(stack, m) for m in (
@@ -113,8 +124,13 @@ def test_three_batches_in_order(stack):
     assert lst.status == 200, lst
     assert lst.json()["job"] == job
     assert lst.json()["truncated"] is False
-    assert lst.json()["receivers"] == [
+    got = lst.json()["receivers"]
+    assert [{"to": x["to"], "state": x["state"]} for x in got] == [
         {"to": f"r{i}@example.org", "state": "queued"} for i in range(6)]
+    # the listing shows what each receiver carries
+    assert got[5]["verp"] == "5"
+    assert got[5]["data"] == {"name": "Receiver 5",
+                              "unsubscribe_url": "https://x.example/u/5"}
     # a retry of a middle batch after the last is still a duplicate
     r = send(stack, later(job, 1, receivers(2, 3)))
     assert r.status == 202 and r.json()["duplicate"] is True, r

@@ -650,3 +650,45 @@ def test_messageserver_stopped_then_started_archives_once(make_stack):
     assert st.sql("SELECT count(*) FROM messages m JOIN groups g ON "
                   "g.id = m.group_id WHERE g.name = :'v1' AND "
                   "m.message_id = :'v2'", g, msgid) == [["1"]]
+
+
+def verify_token(stack, purpose, token):
+    """The payload of a token.h token signed with the stack's secret for
+    purpose, or None if the signature is wrong."""
+    import hashlib
+    import hmac
+    secret = (stack.var / "secret").read_bytes().rstrip()
+    key = hmac.new(secret, purpose.encode(), hashlib.sha256).digest()
+    payload_b64, expires, mac_b64 = token.split(".")
+    pad = "=" * (-len(payload_b64) % 4)
+    payload = base64.urlsafe_b64decode(payload_b64 + pad)
+    want = hmac.new(key, purpose.encode() + b"\n" + payload + b"\n" +
+                    expires.encode(), hashlib.sha256).digest()
+    got = base64.urlsafe_b64decode(mac_b64 + "=" * (-len(mac_b64) % 4))
+    return payload.decode() if hmac.compare_digest(want, got) else None
+
+
+def test_receivers_carry_signed_footer_data(stack):
+    g, ids = make_group(stack, [MEMBER, ("b@example.net", {})])
+    res, _ = post(stack, g)
+    rows = handed_over(stack, g)
+    r = stack.get("karl", f"/v1/jobs/post-{rows[0][0]}/receivers", auth=True)
+    by_to = {x["to"]: x for x in r.json()["receivers"]}
+    mid = stack.sql("SELECT m.id FROM messages m JOIN groups g ON "
+                    "g.id = m.group_id WHERE g.name = :'v1'", g)[0][0]
+    for email, membership in ids.items():
+        rc = by_to[email]
+        d = rc["data"]
+        assert d["email"] == email and d["group"] == g
+        aid = stack.sql("SELECT id FROM accounts WHERE email = :'v1'",
+                        email)[0][0]
+        assert rc["verp"] == f"{aid}.{mid}"
+        assert d["message_url"].endswith(f"/g/{g}/message/{res['number']}")
+        unsub = d["unsubscribe_url"].split("?t=", 1)[1]
+        assert verify_token(stack, "unsubscribe", unsub) == membership
+        assert d["unsubscribe_mailto"] == \
+            f"mailto:{g}+unsubscribe-{unsub}@localhost"
+        settings = d["settings_url"].split("?t=", 1)[1]
+        assert verify_token(stack, "settings", settings) == membership
+        # a token for one purpose is no good for another
+        assert verify_token(stack, "settings", unsub) is None
