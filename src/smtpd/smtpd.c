@@ -96,6 +96,8 @@ smtpd_auth(struct httpd_req *req)
 	if (auth_first_rcpt(to, addr, sizeof(addr)) == 0) {
 		switch (messageserver_clnt_rcpt(smtpd_ms, addr, &route)) {
 		case MS_OK:
+			smtpd_routes_put(httpd_req_header(req, "Client-IP"),
+			    addr);
 			break;
 		case MS_UNKNOWN:
 			hdrs = unknown;

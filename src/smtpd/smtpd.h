@@ -23,6 +23,10 @@ void	 smtpd_tls_fini(void);
 struct ssl_ctx_st;
 extern struct ssl_ctx_st *smtpd_tls_ctx;
 
+/* smtpd_routes.c: what auth_http routed, for the RCPT nginx replays. */
+void	 smtpd_routes_put(const char *client, const char *addr);
+int	 smtpd_routes_take(const char *client, const char *addr);
+
 /*
  * smtpd_worker.c: a fixed pool of threads for the blocking calls to
  * messageserver.  work(arg) runs on a worker; done(arg) then runs on the

@@ -67,6 +67,7 @@ struct session {
 	char		 helo_name[SMTPD_HELO_MAX + 1];
 	int		 counted;	/* counts towards the limits */
 	int		 xclient_ok;	/* peer may send XCLIENT */
+	int		 proxied;	/* client address came by XCLIENT */
 	int		 helo;		/* 0, 1 HELO, 2 EHLO */
 	int		 tls;
 	int		 errors;
@@ -107,7 +108,7 @@ static struct session *sessions;
 static int nsessions;
 static struct metric *m_sessions, *m_open, *m_cmds, *m_limited, *m_tls;
 static struct metric *m_accepted, *m_refused, *m_tempfail, *m_bytes;
-static struct metric *m_rcpt_ok, *m_rcpt_bad, *m_rcpt_temp;
+static struct metric *m_rcpt_ok, *m_rcpt_bad, *m_rcpt_temp, *m_rcpt_auth;
 
 static void session_read(struct bufferevent *, void *);
 static void session_write(struct bufferevent *, void *);
@@ -320,6 +321,7 @@ do_xclient(struct session *s, char *args)
 			return;
 		}
 		(void)strlcpy_chk(s->client, addr, sizeof(s->client));
+		s->proxied = 1;
 	}
 	(void)strlcpy_chk(s->client_name, name[0] ? name : "unknown",
 	    sizeof(s->client_name));
@@ -405,6 +407,16 @@ rcpt_work(void *arg)
 
 static void session_resume(struct session *);
 
+/* rcpt_accept - addr is routed: keep it for the message. */
+static void
+rcpt_accept(struct session *s, const char *addr)
+{
+	s->rcpts = xreallocarray(s->rcpts, s->nrcpts + 1, sizeof(*s->rcpts));
+	s->rcpts[s->nrcpts++] = xstrdup(addr);
+	metric_add(m_rcpt_ok, 1);
+	reply(s, "250 2.1.5 Ok");
+}
+
 /* rcpt_done - on the loop: answer RCPT, keep the address if routed. */
 static void
 rcpt_done(void *arg)
@@ -420,11 +432,7 @@ rcpt_done(void *arg)
 	}
 	switch (j->rc) {
 	case MS_OK:
-		s->rcpts = xreallocarray(s->rcpts, s->nrcpts + 1,
-		    sizeof(*s->rcpts));
-		s->rcpts[s->nrcpts++] = xstrdup(j->addr);
-		metric_add(m_rcpt_ok, 1);
-		reply(s, "250 2.1.5 Ok");
+		rcpt_accept(s, j->addr);
 		break;
 	case MS_UNKNOWN:
 		metric_add(m_rcpt_bad, 1);
@@ -486,6 +494,15 @@ do_rcpt(struct session *s, const char *args)
 		    cfg.domain);
 	else
 		(void)strlcpy_chk(j->addr, r.addr, sizeof(j->addr));
+	/* nginx's auth_http routed this very RCPT a moment ago. */
+	if (s->proxied && smtpd_routes_take(s->client, j->addr)) {
+		log_debug("smtpd %s: RCPT <%s> from %s: routed by auth_http",
+		    s->id, j->addr, s->client);
+		metric_add(m_rcpt_auth, 1);
+		rcpt_accept(s, j->addr);
+		free(j);
+		return;
+	}
 	s->state = ST_BUSY;
 	bufferevent_disable(s->bev, EV_READ);
 	smtpd_worker_submit(rcpt_work, rcpt_done, j);
@@ -1005,6 +1022,9 @@ smtpd_listen(struct event_base *base, const char *host, int port)
 	    "Recipients by answer", "result=\"rejected\"");
 	m_rcpt_temp = metric_counter("smtpd_rcpts_total",
 	    "Recipients by answer", "result=\"tempfail\"");
+	m_rcpt_auth = metric_counter("smtpd_rcpts_from_auth_total",
+	    "Recipients accepted on auth_http's lookup (smtpd_routes.c)",
+	    NULL);
 	memset(&ss, 0, sizeof(ss));
 	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
 		sin->sin_family = AF_INET;

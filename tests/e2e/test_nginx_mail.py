@@ -236,3 +236,51 @@ def test_oversize_message_refused(stack, session):
     assert code == 552 and "5.3.4" in text, text
     assert c.cmd("QUIT")[0] == 221
     assert archived(stack, msgid) == []
+
+
+def smtpd_counter(stack, name):
+    r = stack.get("smtpd", "/metrics")
+    assert r.status == 200
+    for line in r.text.splitlines():
+        if line.startswith(name + " "):
+            return int(float(line.split()[1]))
+    return 0
+
+
+def test_replayed_rcpt_uses_auth_lookup(stack, session):
+    """nginx replays the first RCPT right after auth_http routed it: smtpd
+    takes that answer instead of asking messageserver again, only for a
+    session nginx introduced with XCLIENT.  A session without auth_http
+    before it is looked up as always.  (Exact counts need one RCPT per
+    session: an answer whose RCPT nginx never replayed, after a refused
+    MAIL, stays usable by the same client for a few seconds.)"""
+    name = "smtpd_rcpts_from_auth_total"
+    before = smtpd_counter(stack, name)
+    raw, msgid = message("auth lookup reused")
+    with smtplib.SMTP("127.0.0.1", stack.ports["smtp_public"],
+                      timeout=30) as s:
+        s.ehlo("client.example")
+        assert s.sendmail("alice@example.org", ["demo@localhost"],
+                          raw) == {}
+    assert smtpd_counter(stack, name) == before + 1
+    assert len(archived(stack, msgid)) == 1
+    # straight to smtpd, as nginx would after XCLIENT, but with no
+    # auth_http before it: asked again, so nothing is taken (an address
+    # of our own: auth_http's answers are kept per client for seconds)
+    client = f"203.0.113.{uuid.uuid4().int % 250 + 1}"
+    c = Session.__new__(Session)
+    c.s = socket.create_connection(
+        ("127.0.0.1", stack.ports["smtpd_smtp"]), timeout=30)
+    c.f = c.s.makefile("rb")
+    try:
+        assert c.reply()[0] == 220
+        assert c.cmd(f"XCLIENT ADDR={client} NAME=[UNAVAILABLE]")[0] \
+            == 220
+        assert c.cmd("EHLO client.example")[0] == 250
+        assert c.cmd("MAIL FROM:<alice@example.org>")[0] == 250
+        assert c.cmd("RCPT TO:<demo@localhost>")[0] == 250
+        code, text = c.cmd("RCPT TO:<no-such-group@localhost>")
+        assert code == 550 and "5.1.1" in text, text
+    finally:
+        c.close()
+    assert smtpd_counter(stack, name) == before + 1
