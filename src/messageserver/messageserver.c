@@ -47,6 +47,7 @@ messageserver_init(void)
 		return -1;
 	}
 	messageserver_mime_init();
+	messageserver_count_init();
 	messageserver_routes[1].max_body =
 	    (size_t)cfg.smtpd_max_message / 3 * 4 + 4 + 64 * 1024;
 	return messageserver_fanout_start(cfg.messageserver_fanout_threads);

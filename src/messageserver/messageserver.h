@@ -238,6 +238,10 @@ void	 messageserver_fanout_stop(void);
 /* messageserver_result_json - one group's outcome for a reply. */
 json_t	*messageserver_result_json(const struct ms_group *,
 	    const struct ms_result *);
+/* messageserver_count - count committed outcomes (metrics; _init
+ * registers the counters at start). */
+void	 messageserver_count_init(void);
+void	 messageserver_count(json_t *msgs);
 /* messageserver_overall - the reply's status: the most significant
  * outcome in msgs, "accepted-unprocessed" when only other routes were. */
 const char *messageserver_overall(json_t *msgs, int other);

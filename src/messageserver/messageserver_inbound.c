@@ -24,6 +24,7 @@
 #include "db.h"
 #include "log.h"
 #include "messageserver.h"
+#include "metrics.h"
 #include "xalloc.h"
 
 /* seen - 1 if group@domain already has an entry in msgs. */
@@ -59,6 +60,39 @@ messageserver_result_json(const struct ms_group *g,
 		json_object_set_new(o, F_MS_PENDING_ID,
 		    json_integer(res->pending_id));
 	return o;
+}
+
+static struct metric *count_m[5];
+
+/* The outcome counters, in messageserver_count's order. */
+void
+messageserver_count_init(void)
+{
+	static const char *const labels[] = { "result=\"archived\"",
+	    "result=\"held\"", "result=\"duplicate\"",
+	    "result=\"rejected\"", "result=\"dropped\"" };
+	size_t k;
+
+	for (k = 0; k < 5; k++)
+		count_m[k] = metric_counter("messageserver_posts_total",
+		    "posts by outcome, per group, committed", labels[k]);
+}
+
+void
+messageserver_count(json_t *msgs)
+{
+	static const char *const names[] = { "archived", "held", "duplicate",
+	    "rejected", "dropped", NULL };
+	const char *st;
+	json_t *v;
+	size_t i, k;
+
+	json_array_foreach(msgs, i, v) {
+		st = json_string_value(json_object_get(v, F_MS_STATUS));
+		for (k = 0; st != NULL && names[k] != NULL; k++)
+			if (strcmp(st, names[k]) == 0)
+				metric_add(count_m[k], 1);
+	}
 }
 
 const char *
@@ -185,6 +219,7 @@ messageserver_inbound_handler(struct httpd_req *req)
 		    "database failure; not stored, try again later");
 	}
 	messageserver_fanout_kick();
+	messageserver_count(msgs);
 	status = messageserver_overall(msgs, other);
 	return httpd_reply_json(req, 200, json_pack("{s:s, s:o}",
 	    F_MS_STATUS, status, F_MS_MESSAGES, msgs));

@@ -131,6 +131,7 @@ out:
 	messageserver_fanout_kick();
 	msgs = json_array();
 	json_array_append_new(msgs, messageserver_result_json(&g, &res));
+	messageserver_count(msgs);
 	return httpd_reply_json(req, 200, json_pack("{s:s, s:o}",
 	    F_MS_STATUS, messageserver_overall(msgs, 0), F_MS_MESSAGES,
 	    msgs));

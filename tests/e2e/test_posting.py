@@ -148,11 +148,21 @@ def test_member_post_is_archived_and_handed_to_karl(stack):
         "member@example.org", "other@example.net"]
 
 
+def posts_metric(stack, result):
+    r = stack.get("messageserver", "/metrics")
+    for line in r.text.splitlines():
+        if line.startswith(f'messageserver_posts_total{{result="{result}"}}'):
+            return int(line.split()[-1])
+    raise AssertionError(f"no messageserver_posts_total for {result}")
+
+
 def test_non_member_is_rejected_with_a_notice(stack):
+    before = posts_metric(stack, "rejected")
     g, _ = make_group(stack, [MEMBER])
     res, msgid = post(stack, g, sender="stranger@example.com",
                       subject="let me in")
     assert res["status"] == "rejected" and res["reason"] == "non_member"
+    assert posts_metric(stack, "rejected") == before + 1
     assert stack.sql("SELECT count(*) FROM messages m JOIN groups g ON "
                      "g.id = m.group_id WHERE g.name = :'v1'", g) == [["0"]]
     rows = handed_over(stack, g, kind="notice")
