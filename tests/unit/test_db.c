@@ -369,6 +369,70 @@ test_reconnect_inside_transaction(void **state)
 	db_pool_free(p);
 }
 
+/* Statements are prepared once per connection: the server lists them,
+ * a reused text is not prepared again, a stale plan after a schema change
+ * fails once and is prepared afresh, and many distinct statements (more
+ * than the cache holds) still run. */
+static void
+test_prepared_statements(void **state)
+{
+	struct db_pool *p;
+	struct db *d;
+	PGresult *r;
+	char sql[64];
+	int i;
+
+	(void)state;
+	NEED_PG();
+	p = db_pool_new(conninfo, 1);
+	d = db_get(p);
+	assert_non_null(d);
+	for (i = 0; i < 3; i++) {
+		r = db_query(d, "SELECT $1::int + 1", DB_PARAMS("41"));
+		assert_string_equal(value(r), "42");
+		PQclear(r);
+	}
+	r = db_query(d, "SELECT count(*) FROM pg_prepared_statements "
+	    "WHERE statement = 'SELECT $1::int + 1'", DB_NOPARAMS);
+	assert_string_equal(value(r), "1");
+	PQclear(r);
+
+	assert_int_not_equal(db_exec(d, "CREATE TEMP TABLE prep_t (a int)",
+	    DB_NOPARAMS), -1);
+	assert_int_not_equal(db_exec(d, "INSERT INTO prep_t VALUES (7)",
+	    DB_NOPARAMS), -1);
+	r = db_query(d, "SELECT * FROM prep_t", DB_NOPARAMS);
+	assert_string_equal(value(r), "7");
+	PQclear(r);
+	assert_int_not_equal(db_exec(d, "ALTER TABLE prep_t ADD COLUMN b int",
+	    DB_NOPARAMS), -1);
+	/* the cached plan's result type changed: one failure, then fine */
+	r = db_query(d, "SELECT * FROM prep_t", DB_NOPARAMS);
+	if (r == NULL)
+		assert_string_equal(db_sqlstate(d), "0A000");
+	else
+		PQclear(r);
+	r = db_query(d, "SELECT * FROM prep_t", DB_NOPARAMS);
+	assert_non_null(r);
+	assert_int_equal(PQnfields(r), 2);
+	PQclear(r);
+
+	/* more distinct texts than the cache holds: the rest run unprepared;
+	 * each needs its own storage, as the cache keys on the text */
+	for (i = 0; i < 300; i++) {
+		snprintf(sql, sizeof(sql), "SELECT %d + $1::int", i);
+		r = db_query(d, sql, DB_PARAMS("1"));
+		assert_non_null(r);
+		assert_int_equal(atoi(value(r)), i + 1);
+		PQclear(r);
+	}
+	r = db_query(d, "SELECT $1::int + 1", DB_PARAMS("1"));
+	assert_string_equal(value(r), "2");
+	PQclear(r);
+	db_put(p, d);
+	db_pool_free(p);
+}
+
 int
 main(void)
 {
@@ -381,6 +445,7 @@ main(void)
 		cmocka_unit_test(test_pool_waits_for_free_connection),
 		cmocka_unit_test(test_reconnect_outside_transaction),
 		cmocka_unit_test(test_reconnect_inside_transaction),
+		cmocka_unit_test(test_prepared_statements),
 	};
 
 	conninfo = getenv("GROUPS_TEST_PG_CONNINFO");
