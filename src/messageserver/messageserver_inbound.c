@@ -17,6 +17,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api_proto.h"
 #include "config.h"
@@ -113,6 +114,27 @@ messageserver_overall(json_t *msgs, int other)
 	return other ? "accepted-unprocessed" : NULL;
 }
 
+/* plain_group - if rcpt is group@cfg.domain without an extension, load
+ * the group: 1, 0 when it is anything else, -1 on error. */
+static int
+plain_group(struct db *d, const char *rcpt, struct ms_group *g)
+{
+	char local[MS_ADDR_MAX + 1];
+	const char *at = strrchr(rcpt, '@');
+	size_t i;
+
+	if (at == NULL || cfg.domain == NULL ||
+	    strcasecmp(at + 1, cfg.domain) != 0 ||
+	    (size_t)(at - rcpt) >= sizeof(local) ||
+	    memchr(rcpt, '+', (size_t)(at - rcpt)) != NULL)
+		return 0;
+	for (i = 0; rcpt + i < at; i++)
+		local[i] = (rcpt[i] >= 'A' && rcpt[i] <= 'Z') ?
+		    (char)(rcpt[i] - 'A' + 'a') : rcpt[i];
+	local[i] = '\0';
+	return messageserver_group_load(d, cfg.domain, local, g);
+}
+
 /* post_all - route and run the pipeline inside an open transaction; -1
  * on a database failure.  Non-post routes are counted in *other. */
 static int
@@ -126,6 +148,18 @@ post_all(struct db *d, const struct ms_inbound *in,
 	int rc;
 
 	for (i = 0; i < in->nrcpts; i++) {
+		/* the common case, group@our-domain, in one query */
+		if ((rc = plain_group(d, in->rcpts[i], &g)) == -1)
+			return -1;
+		if (rc == 1) {
+			if (seen(msgs, g.name, g.domain))
+				continue;
+			if (messageserver_post_group(d, &g, s, &res) == -1)
+				return -1;
+			json_array_append_new(msgs,
+			    messageserver_result_json(&g, &res));
+			continue;
+		}
 		switch (messageserver_rcpt_resolve(d, in->rcpts[i], &r)) {
 		case MS_RCPT_OK:
 			break;

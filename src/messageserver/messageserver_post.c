@@ -108,28 +108,23 @@ duplicate(struct db *d, const struct ms_group *g, const char *msgid,
 	PGresult *r;
 	int found;
 
-	r = db_query(d, "SELECT number, topic_id FROM messages "
-	    "WHERE group_id = $1 AND message_id = $2",
+	r = db_query(d, "SELECT 'archived', number, topic_id FROM messages "
+	    "WHERE group_id = $1 AND message_id = $2 UNION ALL "
+	    "SELECT 'held', id, 0 FROM pending_messages WHERE group_id = $1 "
+	    "AND message_id = $2 AND status = 'pending' LIMIT 1",
 	    DB_PARAMS(g->id, msgid));
 	if (r == NULL)
 		return -1;
 	if ((found = PQntuples(r) > 0)) {
 		res->status = "duplicate";
-		res->number = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-		res->topic_id = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
-	}
-	PQclear(r);
-	if (found)
-		return 1;
-	r = db_query(d, "SELECT id FROM pending_messages WHERE group_id = $1 "
-	    "AND message_id = $2 AND status = 'pending'",
-	    DB_PARAMS(g->id, msgid));
-	if (r == NULL)
-		return -1;
-	if ((found = PQntuples(r) > 0)) {
-		res->status = "duplicate";
-		res->reason = "held";
-		res->pending_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+		if (strcmp(PQgetvalue(r, 0, 0), "held") == 0) {
+			res->reason = "held";
+			res->pending_id = strtoll(PQgetvalue(r, 0, 1), NULL,
+			    10);
+		} else {
+			res->number = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+			res->topic_id = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+		}
 	}
 	PQclear(r);
 	return found;
@@ -228,10 +223,14 @@ tags_load(struct db *d, const struct ms_group *g, const char *subject,
 {
 	char tags[MS_HASHTAGS_MAX][MS_HASHTAG_LEN + 1];
 	size_t i, n = messageserver_hashtags(subject, tags, MS_HASHTAGS_MAX);
-	json_t *ja = json_array();
+	json_t *ja;
 	char *js;
 	PGresult *r;
 
+	memset(tf, 0, sizeof(*tf));
+	if (n == 0 && topic[0] == '\0')
+		return 0;	/* no tag, new topic: nothing to look up */
+	ja = json_array();
 	for (i = 0; i < n; i++)
 		json_array_append_new(ja, json_string(tags[i]));
 	js = json_dumps(ja, JSON_COMPACT);
@@ -354,9 +353,15 @@ archive(struct db *d, const struct ms_group *g, const struct ms_submission *s,
 		res->reason = "no_email_hashtag";
 		return 0;
 	}
+	/* only when someone may get it by email: a group of digest and web
+	 * readers costs the fan-out nothing */
 	snprintf(mid, sizeof(mid), "%lld", a.id);
 	return db_exec(d, "INSERT INTO outbox (kind, group_id, message_id) "
-	    "VALUES ('post', $1, $2)", DB_PARAMS(g->id, mid)) == -1 ? -1 : 0;
+	    "SELECT 'post', $1, $2 WHERE EXISTS (SELECT 1 FROM memberships "
+	    "WHERE group_id = $1 AND status = 'active' AND (delivery = "
+	    "'individual' OR (delivery = 'special_only' AND $3::boolean)))",
+	    DB_PARAMS(g->id, mid, s->special ? "true" : "false")) == -1 ?
+	    -1 : 0;
 }
 
 int
