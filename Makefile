@@ -33,8 +33,8 @@ COMMON_LIBS := $(call pl,$(COMMON_PKGS)) -lresolv -lpthread
 # Per-program extra dependencies.
 LIBS_smtpd	 := $(call pl,libevent libevent_pthreads libevent_openssl)
 CFLAGS_smtpd	 := $(call pc,libevent)
-LIBS_karl	 := -lleveldb $(call pl,opendkim)
-CFLAGS_karl	 := $(call pc,opendkim)
+LIBS_karl	 := -lleveldb $(call pl,opendkim gmime-3.0)
+CFLAGS_karl	 := $(call pc,opendkim gmime-3.0)
 LIBS_messageserver := $(call pl,gmime-3.0)
 CFLAGS_messageserver := $(call pc,gmime-3.0)
 LIBS_rsscrawler	 := $(call pl,libxml-2.0)
@@ -97,14 +97,23 @@ $(BUILD)/bin/$(1): $$(SRC_$(1):%.c=$(BUILD)/obj/%.o) $(LIBCOMMON)
 endef
 $(foreach p,$(PROGS),$(eval $(call PROG_template,$(p))))
 
+# common modules built on GMime (MIME helpers shared by daemons)
+GMIME_COMMON := mime_footer
+$(foreach m,$(GMIME_COMMON),$(eval $(BUILD)/obj/src/common/$(m).o: CFLAGS += $(call pc,gmime-3.0)))
+
 # cron sources take the per-program flags by file name
 $(foreach c,$(CRON),$(eval $(BUILD)/obj/src/cron/$(c).o: CFLAGS += $(CFLAGS_$(c))))
+
+# A unit test of a module that needs more than the common libraries names
+# its flags and libraries here.
+TEST_FLAGS_mime_footer := $(call pc,gmime-3.0)
+TEST_LIBS_mime_footer  := $(call pl,gmime-3.0)
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	@echo "  TEST-CC $<"
-	$(Q)$(CC) $(CFLAGS) $(call pc,cmocka) $(LDFLAGS) -o $@ $< $(LIBCOMMON) \
-	    $(call pl,cmocka) $(COMMON_LIBS)
+	$(Q)$(CC) $(CFLAGS) $(TEST_FLAGS_$*) $(call pc,cmocka) $(LDFLAGS) -o $@ \
+	    $< $(LIBCOMMON) $(TEST_LIBS_$*) $(call pl,cmocka) $(COMMON_LIBS)
 
 deps:
 	@./deploy/install-deps.sh
@@ -141,7 +150,8 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude \
-	-fsanitize=fuzzer,address,undefined -DFUZZING $(call pc,$(COMMON_PKGS))
+	-fsanitize=fuzzer,address,undefined -DFUZZING \
+	$(call pc,$(COMMON_PKGS) gmime-3.0)
 # a target that fuzzes a program's own module names it here
 FUZZ_EXTRA_mime := src/messageserver/messageserver_mime.c
 FUZZ_FLAGS_mime := $(call pc,gmime-3.0) -Isrc/messageserver
@@ -153,7 +163,7 @@ FUZZ_LIBS_outgoing := $(FUZZ_LIBS_mime)
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(COMMON_SRC) $$(FUZZ_EXTRA_$$*)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) $(FUZZ_FLAGS_$*) -o $@ $< $(FUZZ_EXTRA_$*) \
-	    $(COMMON_SRC) $(FUZZ_LIBS_$*) $(COMMON_LIBS)
+	    $(COMMON_SRC) $(FUZZ_LIBS_$*) $(call pl,gmime-3.0) $(COMMON_LIBS)
 fuzz: $(FUZZ_BIN)
 	@set -e; for f in $(FUZZ_BIN); do n=$${f#build-fuzz/fuzz_}; \
 	    mkdir -p build-fuzz/corpus-$$n; \

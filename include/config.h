@@ -75,8 +75,22 @@ struct config {
 	/* karl */
 	int	 karl_port;
 	char	*karl_spool_dir;
+	char	*karl_transport;
+	char	*karl_maildir;
 	char	*karl_relay_host;
 	int	 karl_relay_port;
+	char	*karl_relay_tls;
+	char	*karl_relay_user;
+	char	*karl_relay_password_file;
+	char	*karl_helo;
+	int	 karl_concurrency;
+	int	 karl_domain_concurrency;
+	int	 karl_workers;
+	int	 karl_smtp_timeout;
+	int	 karl_retry_min;
+	int	 karl_retry_max;
+	int	 karl_max_age;
+	char	*dkim_keys;
 
 	/* Not keys: derived when loaded. */
 	char	*path;		/* file it came from, or NULL */

@@ -131,8 +131,37 @@ static const struct config_key config_keys[] = {
 	    "taken up again this long after its last progress"),
 	K_PORT(karl_port, "17104", "karl HTTP port"),
 	K_STR(karl_spool_dir, "${var_dir}/karl", "karl's leveldb spool"),
-	K_STR(karl_relay_host, "127.0.0.1", "SMTP relay karl delivers to"),
+	K_ENUM(karl_transport, "smtp", "smtp|maildir",
+	    "smtp: deliver over SMTP; maildir: write each message under "
+	    "karl_maildir (local runs)"),
+	K_STR(karl_maildir, "${var_dir}/mail",
+	    "where the maildir transport writes (one maildir per recipient)"),
+	K_STR(karl_relay_host, "127.0.0.1", "SMTP relay karl delivers to "
+	    "(empty: straight to each domain's MX)"),
 	K_PORT(karl_relay_port, "25", "port of karl_relay_host"),
+	K_ENUM(karl_relay_tls, "try", "no|try|require",
+	    "STARTTLS towards the relay (or MX): never, when offered, always"),
+	K_STR(karl_relay_user, "", "SMTP AUTH user at the relay (empty: none)"),
+	K_STR(karl_relay_password_file, "",
+	    "file holding the SMTP AUTH password"),
+	K_STR(karl_helo, "", "EHLO name (empty: smtpd_hostname or domain)"),
+	K_INT(karl_concurrency, "20", 1, 1000,
+	    "SMTP transactions in flight in total"),
+	K_INT(karl_domain_concurrency, "10", 1, 1000,
+	    "SMTP transactions in flight per destination domain"),
+	K_INT(karl_workers, "2", 1, 64,
+	    "threads rendering footers and signing (one per core)"),
+	K_INT(karl_smtp_timeout, "120", 5, 3600,
+	    "seconds one SMTP transaction may take"),
+	K_INT(karl_retry_min, "60", 1, 86400,
+	    "first retry after a temporary failure, seconds (doubles, "
+	    "with jitter)"),
+	K_INT(karl_retry_max, "3600", 1, 604800,
+	    "longest wait between retries, seconds"),
+	K_INT(karl_max_age, "432000", 60, 2592000,
+	    "give up on a receiver this many seconds after its job came"),
+	K_STR(dkim_keys, "", "DKIM keys: comma-separated \"domain selector "
+	    "pem-file\" triples; RSA and Ed25519 keys of a domain both sign"),
 };
 
 #define FIELD(c, k, t)	((t *)(void *)((char *)(c) + (k)->off))
