@@ -32,6 +32,7 @@
 #define API_MS_RCPT		"/v1/rcpt"	/* route one recipient */
 #define API_MS_INBOUND		"/v1/inbound"	/* a message from smtpd */
 #define API_MS_POSTS		"/v1/posts"	/* a post from web/crawlers */
+#define API_MS_BOUNCES		"/v1/bounces"	/* karl: a permanent failure */
 
 #define F_MS_RCPT		"rcpt"
 #define F_MS_RCPTS		"rcpts"
@@ -61,6 +62,12 @@
 #define F_MS_MESSAGE_ID		"message_id"
 #define F_MS_SOURCE		"source"	/* web|feed|system */
 #define F_MS_SPECIAL		"special"
+/* POST /v1/bounces (from karl) */
+#define F_MS_JOB		"job"
+#define F_MS_VERP		"verp"
+#define F_MS_CODE		"code"
+#define F_MS_DSN_STATUS		"status"
+#define F_MS_DIAGNOSTIC		"diagnostic"
 
 /* Error bodies: {"error": "<reason>"} with a 4xx/5xx status. */
 #define F_ERROR			"error"

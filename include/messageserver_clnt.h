@@ -15,6 +15,12 @@
  *	    is a 200 too, with status "duplicate", and changes nothing
  *	422 {"error": ...}	refused for good (the reason goes to the sender)
  *	5xx / no answer		try again later (451)
+ * POST /v1/bounces {"job": id, "rcpt": addr, "verp": karl's VERP string
+ *	(for posts "<account id>.<message id>"), "code": 550, "status":
+ *	"5.1.1" or "", "diagnostic": the server's text (<= 1000 bytes)}
+ *	from karl, for a receiver that failed for good (5xx, or too old)
+ *	200 {"status": "recorded"|"duplicate"}	one event per (job, rcpt)
+ *	400 malformed		5xx try again later
  */
 #ifndef MESSAGESERVER_CLNT_H
 #define MESSAGESERVER_CLNT_H
@@ -92,6 +98,21 @@ struct messageserver_clnt *messageserver_clnt_free(
 #define MS_FOREIGN	2	/* 403: not our domain */
 #define MS_REFUSED	3	/* 422: refused for good */
 #define MS_TEMPFAIL	-1	/* unreachable, timeout, 5xx */
+
+/* A permanent delivery failure karl reports (strings borrowed). */
+struct ms_bounce {
+	const char	*job;
+	const char	*rcpt;
+	const char	*verp;		/* may be NULL */
+	int		 code;		/* SMTP reply code; 0: none (age) */
+	const char	*status;	/* enhanced status code or NULL */
+	const char	*diagnostic;	/* may be NULL */
+};
+
+/* messageserver_clnt_bounce - report b; MS_OK when recorded (or already
+ * recorded), MS_REFUSED when messageserver will never take it. */
+int	 messageserver_clnt_bounce(struct messageserver_clnt *,
+	    const struct ms_bounce *b);
 
 /* messageserver_clnt_rcpt - route addr; MS_OK fills *r. */
 int	 messageserver_clnt_rcpt(struct messageserver_clnt *, const char *addr,

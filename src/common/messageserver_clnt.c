@@ -244,3 +244,27 @@ messageserver_clnt_inbound(struct messageserver_clnt *c,
 	json_decref(resp);
 	return rc;
 }
+
+int
+messageserver_clnt_bounce(struct messageserver_clnt *c,
+    const struct ms_bounce *b)
+{
+	json_t *req, *resp = NULL;
+	long status = 0;
+	int rc;
+
+	req = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s}", F_MS_JOB, b->job,
+	    F_MS_RCPT, b->rcpt, F_MS_VERP, b->verp ? b->verp : "",
+	    F_MS_CODE, b->code, F_MS_DSN_STATUS, b->status ? b->status : "",
+	    F_MS_DIAGNOSTIC, b->diagnostic ? b->diagnostic : "");
+	if (req == NULL)
+		return MS_REFUSED;	/* not UTF-8: cannot be sent */
+	/* idempotent: messageserver keeps one event per (job, rcpt) */
+	rc = httpc_call(c->http, "POST", API_MS_BOUNCES, req,
+	    HTTPC_IDEMPOTENT, &status, &resp);
+	json_decref(req);
+	json_decref(resp);
+	if (rc == -1 || status >= 500)
+		return MS_TEMPFAIL;
+	return status == 200 ? MS_OK : MS_REFUSED;
+}
