@@ -108,6 +108,8 @@ $(foreach c,$(CRON),$(eval $(BUILD)/obj/src/cron/$(c).o: CFLAGS += $(CFLAGS_$(c)
 # its flags and libraries here.
 TEST_FLAGS_mime_footer := $(call pc,gmime-3.0)
 TEST_LIBS_mime_footer  := $(call pl,gmime-3.0)
+TEST_FLAGS_dkim	       := $(call pc,opendkim)
+TEST_LIBS_dkim	       := $(call pl,opendkim)
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIBCOMMON)
 	@mkdir -p $(dir $@)
