@@ -11,7 +11,7 @@ libmicrohttpd-dev libjansson-dev libpq-dev libcurl4-openssl-dev libssl-dev
 libopendkim-dev opendkim-tools libleveldb-dev libevent-dev libgmime-3.0-dev
 libsodium-dev libxml2-dev libcmocka-dev
 postgresql nginx libnginx-mod-mail libjs-bootstrap5 openssl ca-certificates
-python3 python3-pytest python3-dkim python3-aiosmtpd python3-requests
+python3 python3-pytest python3-dkim python3-nacl python3-aiosmtpd python3-requests
 swaks postfix wrk curl procps chromium dnsmasq-base
 libpython3.11-testsuite"
 
