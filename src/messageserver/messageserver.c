@@ -10,6 +10,7 @@
  *				200 only after COMMIT
  *	POST /v1/posts		a post from web or a crawler, as fields: the
  *				same pipeline
+ *	POST /v1/bounces	a receiver karl gave up on: a bounce event
  * plus /healthz (including the database) and /metrics.  Fan-out threads
  * hand archived posts and notices to karl from the outbox
  * (docs/messageserver.md).  Trusts: callers holding the API secret; the
@@ -32,6 +33,8 @@ static struct httpd_route messageserver_routes[] = {
 	    0 },
 	{ "POST", API_MS_POSTS, messageserver_posts_handler, HTTPD_JSON,
 	    POSTS_MAX_BODY },
+	{ "POST", API_MS_BOUNCES, messageserver_bounces_handler, HTTPD_JSON,
+	    0 },
 	HTTPD_ROUTE_END
 };
 

@@ -246,6 +246,9 @@ void	 messageserver_count(json_t *msgs);
  * outcome in msgs, "accepted-unprocessed" when only other routes were. */
 const char *messageserver_overall(json_t *msgs, int other);
 
+/* messageserver_bounces_handler - POST /v1/bounces (from karl). */
+int	 messageserver_bounces_handler(struct httpd_req *);
+
 /* messageserver_posts_handler - POST /v1/posts. */
 int	 messageserver_posts_handler(struct httpd_req *);
 

@@ -702,3 +702,52 @@ def test_receivers_carry_signed_footer_data(stack):
         assert verify_token(stack, "settings", settings) == membership
         # a token for one purpose is no good for another
         assert verify_token(stack, "settings", unsub) is None
+
+
+# ------------------------------------------------- karl's bounce reports
+
+def test_karl_bounce_report_is_stored_once(stack):
+    g, _ = make_group(stack, [MEMBER, ("gone@example.net", {})])
+    res, msgid = post(stack, g)
+    rows = handed_over(stack, g)
+    job = f"post-{rows[0][0]}"
+    r = stack.get("karl", f"/v1/jobs/{job}/receivers", auth=True)
+    verp = next(x["verp"] for x in r.json()["receivers"]
+                if x["to"] == "gone@example.net")
+    report = {"job": job, "rcpt": "gone@example.net", "verp": verp,
+              "code": 550, "status": "5.1.1",
+              "diagnostic": "550 5.1.1 <gone@example.net>: no such user"}
+    r = stack.post("messageserver", "/v1/bounces", report)
+    assert r.status == 200 and r.json()["status"] == "recorded", r
+    r = stack.post("messageserver", "/v1/bounces", report)
+    assert r.status == 200 and r.json()["status"] == "duplicate", r
+    rows = stack.sql("SELECT a.email, g.name, b.type, b.source, "
+                     "b.dsn_status, b.original_message_id, b.diagnostic "
+                     "FROM bounce_events b JOIN accounts a ON "
+                     "a.id = b.account_id JOIN groups g ON g.id = b.group_id "
+                     "WHERE b.karl_job = :'v1'", job)
+    assert rows == [["gone@example.net", g, "hard", "karl", "5.1.1", msgid,
+                     report["diagnostic"]]]
+    # a notice's receiver (no member VERP) aged out: soft, by address
+    r = stack.post("messageserver", "/v1/bounces", {
+        "job": "notice-x1", "rcpt": "Gone@Example.net", "verp": "n1",
+        "code": 0, "status": "", "diagnostic": "gave up after 5 days"})
+    assert r.status == 200
+    assert stack.sql("SELECT type, account_id IS NOT NULL, group_id IS NULL "
+                     "FROM bounce_events WHERE karl_job = 'notice-x1'") == [
+        ["soft", "t", "t"]]
+
+
+@pytest.mark.parametrize("body", [
+    {},
+    {"job": "j", "rcpt": "no-at-sign", "verp": "", "code": 550,
+     "status": "", "diagnostic": ""},
+    {"job": "j", "rcpt": "a@b", "verp": "", "code": 9999, "status": "",
+     "diagnostic": ""},
+    {"job": "", "rcpt": "a@b", "verp": "", "code": 550, "status": "",
+     "diagnostic": ""},
+    {"job": "j", "rcpt": "a@b", "verp": "", "code": 550, "status": "",
+     "diagnostic": "", "extra": 1},
+])
+def test_karl_bounce_report_refusals(stack, body):
+    assert stack.post("messageserver", "/v1/bounces", body).status == 400
