@@ -141,6 +141,9 @@ class Stack:
             "GROUPS_PG_FAST": "yes",
             "GROUPS_START_TIMEOUT": "60",
             "GROUPS_KARL_RELAY_HOST": "127.0.0.1",
+            # karl speaks SMTP to stack.ports["karl_relay"], where a test
+            # that wants the mail runs a sink
+            "GROUPS_KARL_TRANSPORT": "smtp",
         })
         for name in PORT_NAMES:
             e[f"GROUPS_{name.upper()}_PORT"] = str(self.ports[name])
