@@ -12,7 +12,7 @@ libopendkim-dev opendkim-tools libleveldb-dev libevent-dev libgmime-3.0-dev
 libsodium-dev libxml2-dev libcmocka-dev
 postgresql nginx libnginx-mod-mail libjs-bootstrap5 openssl ca-certificates
 python3 python3-pytest python3-dkim python3-nacl python3-aiosmtpd python3-requests
-swaks postfix mlmmj wrk curl procps chromium dnsmasq-base
+swaks libnet-ssleay-perl postfix mlmmj wrk curl procps chromium dnsmasq-base
 libpython3.11-testsuite"
 
 missing=""
