@@ -54,6 +54,7 @@ struct mime_footer_plan {
 	size_t	 segcap;
 	size_t	 fixed;		/* bytes of SRC and LIT segments */
 	int	 wrapped;	/* footer is a part of its own */
+	int	 qp_last;	/* the message ends in quoted-printable text */
 	size_t	 cur;		/* build: src bytes up to here are placed */
 };
 
@@ -565,6 +566,7 @@ touch(struct mime_footer_plan *pl, struct target *t, GMimeMessage *m,
 		lit_sb(pl, sb);
 	}
 	pl->cur = be;
+	pl->qp_last = be == pl->srclen;
 	rc = 0;
 out:
 	free(h);
@@ -751,6 +753,8 @@ mime_footer_apply(const struct mime_footer_plan *pl, const char *text,
 	if (pl->wrapped && *text == '\0') {
 		out = strbuf_new(pl->srclen);
 		strbuf_append(out, pl->src, pl->srclen);
+		if (!ends_crlf(pl->src, pl->srclen))
+			strbuf_append(out, "\r\n", 2);
 		return strbuf_detach(out, outlen);
 	}
 	if (html == NULL) {
@@ -789,6 +793,9 @@ mime_footer_apply(const struct mime_footer_plan *pl, const char *text,
 			break;
 		}
 	}
+	/* a message ends a line; a soft break keeps the text as it was */
+	if (!ends_crlf(strbuf_str(out), strbuf_len(out)))
+		strbuf_puts(out, pl->qp_last ? "=\r\n" : "\r\n");
 	strbuf_free(qt);
 	strbuf_free(qh);
 	strbuf_free(hb);
