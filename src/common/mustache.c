@@ -26,6 +26,10 @@
 #include "xalloc.h"
 
 #define DELIM_MAX	32	/* bytes of a set delimiter */
+/* Nodes visited plus list items entered per render: nested sections over
+ * lists or fanned-out partials can loop for ages without output, so the
+ * output bound alone does not bound the time. */
+#define STEPS_MAX	(16 * 1024 * 1024)
 
 enum mnode_type {
 	MN_TEXT,
@@ -62,6 +66,7 @@ struct mseg {
 
 struct mpartial {
 	char	*name;
+	size_t	 namelen;
 	struct mtpl t;
 };
 
@@ -105,6 +110,7 @@ struct rstate {
 	int	 nindent;
 	int	 depth;
 	int	 escape;
+	size_t	 steps;
 	char	*err;
 	size_t	 errlen;
 };
@@ -303,7 +309,7 @@ find_partial(struct parser *p, size_t pos, const char *name, size_t len,
 
 	*idx = -1;
 	for (i = 0; i < m->npartials; i++)
-		if (strlen(m->partials[i]->name) == len &&
+		if (m->partials[i]->namelen == len &&
 		    memcmp(m->partials[i]->name, name, len) == 0) {
 			*idx = (int)i;
 			return 0;
@@ -324,6 +330,7 @@ find_partial(struct parser *p, size_t pos, const char *name, size_t len,
 	/* registered before compiling so a recursive partial finds itself */
 	mp = xcalloc(1, sizeof(*mp));
 	mp->name = xstrndup(name, len);
+	mp->namelen = len;
 	m->partials = xreallocarray(m->partials, m->npartials + 1,
 	    sizeof(*m->partials));
 	m->partials[m->npartials] = mp;
@@ -730,6 +737,18 @@ falsey(const json_t *v)
 static int render_range(struct rstate *, const struct mtpl *, size_t,
     size_t);
 
+/* step - count work against STEPS_MAX. */
+static int
+step(struct rstate *rs)
+{
+	if (++rs->steps > STEPS_MAX) {
+		seterr(rs->err, rs->errlen, "more than %d render steps",
+		    STEPS_MAX);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 deeper(struct rstate *rs)
 {
@@ -756,6 +775,8 @@ render_section(struct rstate *rs, const struct mtpl *t, size_t i,
 		return -1;
 	if (json_is_array(v)) {
 		for (k = 0; k < json_array_size(v) && rc == 0; k++) {
+			if ((rc = step(rs)) == -1)
+				break;
 			rs->ctx[rs->nctx++] = json_array_get(v, k);
 			rc = render_range(rs, t, i + 1, n->end);
 			rs->nctx--;
@@ -799,6 +820,8 @@ render_range(struct rstate *rs, const struct mtpl *t, size_t from, size_t to)
 
 	while (i < to) {
 		n = &t->v[i];
+		if (step(rs) == -1)
+			return -1;
 		if (n->bol && rs->nindent > 0 && emit_indent(rs) == -1)
 			return -1;
 		switch (n->type) {

@@ -314,6 +314,16 @@ test_bounds(void **state)
 	expect_error("{{>node}}", "{\"n\":{}}", p, "nesting deeper than");
 	json_decref(p);
 
+	/* time: 10^12 list items that print nothing, and a fan-out */
+	expect_error("{{#l}}{{#l}}{{#l}}{{#l}}{{#l}}{{#l}}{{/l}}{{/l}}{{/l}}"
+	    "{{/l}}{{/l}}{{/l}}", "{\"l\":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,"
+	    "0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,"
+	    "0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,"
+	    "0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}", NULL, "render steps");
+	p = json_pack("{s:s}", "f", "{{#t}}{{>f}}{{>f}}{{/t}}");
+	expect_error("{{>f}}", "{\"t\":[true]}", p, "");
+	json_decref(p);
+
 	/* output: 1 MiB, five times */
 	p = json_pack("{s:s}", "x", "");
 	s = xmalloc(1024 * 1024 + 1);
