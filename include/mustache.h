@@ -7,9 +7,11 @@
  * value; {{name}} is HTML-escaped unless the template was compiled with
  * MUSTACHE_NOESCAPE (plain-text mail), {{{name}}} and {{& name}} never
  * are.  Implements the spec's core (interpolation, sections, inverted
- * sections, comments, partials, set delimiters); lambdas are not
- * supported (data is JSON).  Bounded: template size, nesting depth and
- * output size are limited, and exceeding them is an error, never a crash.
+ * sections, comments, partials, set delimiters) and dynamic partial names
+ * ({{>*name}}); lambdas (data is JSON) and inheritance are not supported.
+ * Bounded: template size, nesting depth, output size and render work are
+ * limited, and exceeding them is an error, never a crash.  See
+ * docs/mustache.md.
  */
 #ifndef MUSTACHE_H
 #define MUSTACHE_H
@@ -34,8 +36,8 @@ struct mustache;
 struct mustache *mustache_compile(const char *tmpl, size_t len,
 	    const json_t *partials, int flags, char *err, size_t errlen);
 /* mustache_render - append the rendering with data to out; 0, or -1 with
- * a reason in err (output bound, depth).  Thread-safe for one compiled
- * template shared by many threads. */
+ * a reason in err (output bound, depth, work) and out as it was.
+ * Thread-safe for one compiled template shared by many threads. */
 int	 mustache_render(const struct mustache *, const json_t *data,
 	    struct strbuf *out, char *err, size_t errlen);
 /* mustache_free - accepts NULL, returns NULL. */

@@ -17,6 +17,7 @@
  * data interpolated into them, as the spec requires.
  */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,7 @@ struct mnode {
 	size_t	 nseg;		/* 0 is the implicit iterator "." */
 	size_t	 end;		/* section: index past its children */
 	int	 partial;	/* index in mustache.partials, -1 if none */
+	int	 dynamic;	/* {{>*name}}: the partial's name is data */
 	const char *indent;	/* standalone partial's indentation */
 	size_t	 indentlen;
 	int	 line;
@@ -80,6 +82,7 @@ struct mustache {
 	char	**texts;		/* owned copies the nodes point into */
 	size_t	 ntexts;
 	size_t	 total;			/* template bytes, partials included */
+	int	 allpartials;		/* every partial compiled (dynamic) */
 };
 
 struct parser {
@@ -354,6 +357,23 @@ find_partial(struct parser *p, size_t pos, const char *name, size_t len,
 	return compile_text(&sub);
 }
 
+/* compile_all - every string partial, for names only the data knows. */
+static int
+compile_all(struct parser *p, size_t pos)
+{
+	const char *k;
+	json_t *v;
+	int idx;
+
+	if (p->m->allpartials || !json_is_object(p->partials))
+		return 0;
+	p->m->allpartials = 1;
+	json_object_foreach((json_t *)(uintptr_t)p->partials, k, v)
+		if (find_partial(p, pos, k, strlen(k), &idx) == -1)
+			return -1;
+	return 0;
+}
+
 /* standalone - if the tag [tstart, tend) is alone on its line, set *ls to
  * the line's start and *next past its end of line. */
 static int
@@ -494,6 +514,16 @@ compile_text(struct parser *p)
 			}
 			if (slen == 0)
 				return perr(p, tstart, "empty partial name");
+			if (s[0] == '*') {
+				s++;
+				slen--;
+				trim(&s, &slen);
+				n->dynamic = 1;
+				if (parse_name(p, tstart, n, s, slen) == -1 ||
+				    compile_all(p, tstart) == -1)
+					return -1;
+				break;
+			}
 			/* the node may move while the partial compiles */
 			{
 				size_t at = p->t->n - 1;
@@ -793,18 +823,31 @@ render_section(struct rstate *rs, const struct mtpl *t, size_t i,
 static int
 render_partial(struct rstate *rs, const struct mnode *n)
 {
-	const struct mtpl *pt;
+	const struct mpartial *mp = NULL;
+	const json_t *v;
+	size_t i;
 	int rc;
 
-	if (n->partial < 0)
+	if (n->dynamic) {
+		v = lookup(rs, n);
+		if (!json_is_string(v))
+			return 0;
+		for (i = 0; i < rs->m->npartials && mp == NULL; i++)
+			if (rs->m->partials[i]->namelen ==
+			    json_string_length(v) &&
+			    memcmp(rs->m->partials[i]->name,
+			    json_string_value(v), json_string_length(v)) == 0)
+				mp = rs->m->partials[i];
+	} else if (n->partial >= 0)
+		mp = rs->m->partials[n->partial];
+	if (mp == NULL)
 		return 0;
-	pt = &rs->m->partials[n->partial]->t;
 	if (deeper(rs) == -1)
 		return -1;
 	rs->indent[rs->nindent].p = n->indent;
 	rs->indent[rs->nindent].len = n->indentlen;
 	rs->nindent += n->indentlen > 0;
-	rc = render_range(rs, pt, 0, pt->n);
+	rc = render_range(rs, &mp->t, 0, mp->t.n);
 	rs->nindent -= n->indentlen > 0;
 	rs->depth--;
 	return rc;
