@@ -3,18 +3,21 @@
  * messageserver_fanout.c - hand the outbox to karl.
  *
  * A few threads claim due outbox rows (FOR UPDATE SKIP LOCKED, so any
- * number of messageserver instances share the work) and lease them: a
- * claimed row's next_attempt_at moves messageserver_outbox_lease seconds
- * into the future, so if this process dies the row comes due again by
- * itself.  A post's
- * receivers are streamed from PostgreSQL KARL_BATCH_MAX at a time by
- * membership id (keyset pagination: memory stays flat however large the
- * group), each batch is sent to karl as job "post-<outbox id>", batch n,
- * and only after karl's 202 is the progress (batch, last membership id)
- * written back.  Resuming after a crash re-sends at most the batch in
- * flight, which karl recognises as a duplicate.  karl unreachable: retry
- * with exponential backoff; karl refusing (400/409): the row fails and
- * the operator hears of it through errord.
+ * number of messageserver instances share the work).  Each batch is one
+ * transaction that holds the row's lock while karl is called: claim (or
+ * re-lock), read the next receivers, send them, record the progress,
+ * commit.  If this process dies mid-batch, its connection drops, the lock
+ * goes and the row is due again at once.  Between the batches of a large
+ * group the row is leased (next_attempt_at moves messageserver_outbox_lease
+ * seconds ahead), so no other thread takes it up meanwhile.  These
+ * transactions commit asynchronously (synchronous_commit off): progress
+ * that a server crash loses only makes a batch go again, and karl takes a
+ * repeated (job, batch) once.  A post's receivers are streamed from
+ * PostgreSQL KARL_BATCH_MAX at a time by membership id (keyset
+ * pagination: memory stays flat however large the group); job
+ * "post-<outbox id>", batch n.  karl unreachable: retry with exponential
+ * backoff; karl refusing (400/409): the row fails and the operator hears
+ * of it through errord.
  *
  * The receivers of a post are the active members with individual delivery
  * (special-only members too when the post is special), less those whose
@@ -80,21 +83,34 @@ static const char default_footer_html[] =
     "<a href=\"{{settings_url}}\">Your settings</a> | "
     "<a href=\"{{unsubscribe_url}}\">Unsubscribe</a></p>";
 
-/* claim - lease the next due row; 1 claimed, 0 none, -1 error. */
+/* begin_async - a transaction whose commit does not wait for the WAL
+ * flush (see above); 0 or -1. */
+static int
+begin_async(struct db *d)
+{
+	if (db_begin(d) == -1)
+		return -1;
+	if (db_exec(d, "SET LOCAL synchronous_commit = off", DB_NOPARAMS) ==
+	    -1) {
+		db_rollback(d);
+		return -1;
+	}
+	return 0;
+}
+
+/* claim - lock the next due row inside the open transaction; 1 claimed,
+ * 0 none, -1 error. */
 static int
 claim(struct db *d, struct row *w)
 {
-	char lease[16];
 	PGresult *r;
 
-	snprintf(lease, sizeof(lease), "%d", cfg.messageserver_outbox_lease);
-	r = db_query(d, "UPDATE outbox SET next_attempt_at = now() + "
-	    "make_interval(secs => $1::int), attempts = attempts + 1 "
+	r = db_query(d, "UPDATE outbox SET attempts = attempts + 1 "
 	    "WHERE id = (SELECT id FROM outbox WHERE status = 'pending' AND "
 	    "next_attempt_at <= now() ORDER BY next_attempt_at, id LIMIT 1 "
 	    "FOR UPDATE SKIP LOCKED) RETURNING id, kind, "
 	    "coalesce(group_id, 0), coalesce(message_id, 0), batch, "
-	    "after_member, attempts", DB_PARAMS(lease));
+	    "after_member, attempts", DB_NOPARAMS);
 	if (r == NULL)
 		return -1;
 	if (PQntuples(r) == 0) {
@@ -113,7 +129,36 @@ claim(struct db *d, struct row *w)
 	return 1;
 }
 
-/* retry_later - karl was unreachable: back off exponentially. */
+/* relock - a new transaction holding w's row again (the next batch); 1,
+ * 0 when the row is no longer ours to send, -1 error. */
+static int
+relock(struct db *d, const struct row *w)
+{
+	int rc;
+
+	if (begin_async(d) == -1)
+		return -1;
+	rc = db_query_value(d, "SELECT 1 FROM outbox WHERE id = $1 AND "
+	    "status = 'pending' FOR UPDATE", DB_PARAMS(w->id), NULL, 0);
+	if (rc != 1)
+		db_rollback(d);
+	return rc;
+}
+
+/* finish - run sql in the open transaction and commit; if the transaction
+ * had already failed (a database error), roll it back and run sql on its
+ * own, so the row is not taken up again at once. */
+static void
+finish(struct db *d, const char *sql, int n, const char *const *params)
+{
+	if (db_exec(d, sql, n, params) != -1 && db_commit(d) == 0)
+		return;
+	db_rollback(d);
+	db_exec(d, sql, n, params);
+}
+
+/* retry_later - karl was unreachable, or the database failed: back off
+ * exponentially (ends the transaction). */
 static void
 retry_later(struct db *d, const struct row *w, const char *why)
 {
@@ -126,24 +171,25 @@ retry_later(struct db *d, const struct row *w, const char *why)
 	metric_add(m_tempfail, 1);
 	log_warnx("messageserver: outbox %s: karl: %s; retry in %d s", w->id,
 	    why, s);
-	db_exec(d, "UPDATE outbox SET next_attempt_at = now() + "
+	finish(d, "UPDATE outbox SET next_attempt_at = now() + "
 	    "make_interval(secs => $2::int), last_error = $3 WHERE id = $1",
 	    DB_PARAMS(w->id, delay, why));
 }
 
-/* fail - karl refused the job: it will not go anywhere. */
+/* fail - karl refused the job: it will not go anywhere (ends the
+ * transaction). */
 static void
 fail(struct db *d, const struct row *w, const char *why)
 {
 	metric_add(m_failed, 1);
 	log_err("messageserver: outbox %s (%s): karl refused it: %s", w->id,
 	    w->kind, why);
-	db_exec(d, "UPDATE outbox SET status = 'failed', last_error = $2, "
+	finish(d, "UPDATE outbox SET status = 'failed', last_error = $2, "
 	    "done_at = now() WHERE id = $1", DB_PARAMS(w->id, why));
 }
 
 /* progress - batch n (of count receivers, ending at member after) is
- * with karl. */
+ * with karl: record it and commit; 0 or -1. */
 static int
 progress(struct db *d, const struct row *w, long long next_batch,
     const char *after, size_t count, int last)
@@ -157,13 +203,18 @@ progress(struct db *d, const struct row *w, long long next_batch,
 	metric_add(m_receivers, (int64_t)count);
 	if (last)
 		metric_add(m_done, 1);
-	return db_exec(d, "UPDATE outbox SET batch = $2::int, "
+	if (db_exec(d, "UPDATE outbox SET batch = $2::int, "
 	    "after_member = $3::bigint, receivers_sent = receivers_sent + "
 	    "$4::int, next_attempt_at = now() + make_interval(secs => "
 	    "$6::int), last_error = '', status = CASE WHEN $5::boolean "
 	    "THEN 'done' ELSE 'pending' END, done_at = CASE WHEN "
 	    "$5::boolean THEN now() END WHERE id = $1", DB_PARAMS(w->id, nb,
-	    after, cnt, last ? "true" : "false", lease)) == -1 ? -1 : 0;
+	    after, cnt, last ? "true" : "false", lease)) == -1 ||
+	    db_commit(d) == -1) {
+		db_rollback(d);
+		return -1;
+	}
+	return 0;
 }
 
 /* send_batch - one batch to karl; 0 sent, -1 not (row updated). */
@@ -206,6 +257,8 @@ notice(struct db *d, struct karl_clnt *kc, const struct row *w)
 	if (r == NULL || PQntuples(r) == 0) {
 		if (r != NULL)
 			fail(d, w, "notice or its group is gone");
+		else
+			retry_later(d, w, "database error loading the notice");
 		PQclear(r);
 		return;
 	}
@@ -469,7 +522,8 @@ post(struct db *d, struct karl_clnt *kc, const struct row *w)
 		if (rc == -1)
 			break;
 		b++;
-		if (progress(d, w, b, after, n, last) == -1 || last)
+		if (progress(d, w, b, after, n, last) == -1 || last ||
+		    relock(d, w) != 1)
 			break;
 	}
 	free(msg);
@@ -500,7 +554,8 @@ prune(struct db *d)
 		log_info("messageserver: pruned %ld outbox entries", n);
 }
 
-/* one - process one due row; 1 did, 0 nothing due, -1 trouble. */
+/* one - process one due row; 1 did, 0 nothing due, -1 trouble.  The
+ * row's handlers end the transaction the claim began. */
 static int
 one(struct karl_clnt *kc)
 {
@@ -511,13 +566,18 @@ one(struct karl_clnt *kc)
 	if ((d = db_get(daemon_db)) == NULL)
 		return -1;
 	prune(d);
+	if (begin_async(d) == -1) {
+		db_put(daemon_db, d);
+		return -1;
+	}
 	if ((rc = claim(d, &w)) == 1) {
 		if (strcmp(w.kind, "post") == 0)
 			post(d, kc, &w);
 		else
 			notice(d, kc, &w);
-	}
-	db_put(daemon_db, d);
+	} else
+		db_rollback(d);
+	db_put(daemon_db, d);		/* rolls back what a handler left */
 	return rc;
 }
 

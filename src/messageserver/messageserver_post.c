@@ -427,7 +427,7 @@ messageserver_post_group(struct db *d, const struct ms_group *g,
 	}
 	if (archive(d, g, s, topic, &tf, res) == -1)
 		return -1;
-	log_info("%s messageserver: <%s> archived to %s@%s #%lld topic %lld",
+	log_debug("%s messageserver: <%s> archived to %s@%s #%lld topic %lld",
 	    s->cid, p->message_id, g->name, g->domain, res->number,
 	    res->topic_id);
 	return 0;
