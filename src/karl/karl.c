@@ -4,12 +4,12 @@
  *
  * karl takes a message, a footer template, a VERP sender and the
  * receivers, stores the job in its leveldb spool before acknowledging,
- * renders each receiver's footer, DKIM-signs and delivers over SMTP with
- * retries.  This version takes jobs in (POST /v1/send, in batches, each
- * synced to the spool before the 202) and reports on them (GET
- * /v1/jobs/{id}[/receivers]); delivery is still to come (docs/karl.md).
- * Trusts: callers holding the API secret.  Privileges: the only reader
- * of the DKIM private keys.
+ * renders each receiver's footer, DKIM-signs and delivers over SMTP (or
+ * into maildirs) with retries, reporting permanent failures to
+ * messageserver.  Routes: POST /v1/send (a batch, synced to the spool
+ * before the 202), GET /v1/jobs/{id}[/receivers|/message], GET /v1/stats
+ * (delivery counts); see docs/karl.md.  Trusts: callers holding the API
+ * secret.  Privileges: the only reader of the DKIM private keys.
  */
 #include "config.h"
 #include "daemon.h"
@@ -20,6 +20,7 @@
 static struct httpd_route karl_routes[] = {
 	{ "POST", API_KARL_SEND, karl_send_handler, HTTPD_JSON, 0 },
 	{ "GET", API_KARL_JOBS, karl_jobs_handler, HTTPD_PREFIX, 0 },
+	{ "GET", KARL_STATS, karl_stats_handler, 0, 0 },
 	HTTPD_ROUTE_END
 };
 
@@ -32,12 +33,13 @@ karl_init(void)
 	karl_intake_init();
 	metric_gauge_fn("karl_spool_jobs", "jobs in the spool",
 	    karl_spool_jobs);
-	return 0;
+	return karl_deliver_init();
 }
 
 static void
 karl_fini(void)
 {
+	karl_deliver_fini();
 	karl_spool_close();
 }
 
@@ -46,6 +48,8 @@ static const struct daemon_spec karl_spec = {
 	.port = &cfg.karl_port,
 	.routes = karl_routes,
 	.init = karl_init,
+	.run = karl_deliver_run,
+	.stop = karl_deliver_stop,
 	.fini = karl_fini,
 };
 

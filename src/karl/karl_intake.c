@@ -97,6 +97,7 @@ karl_send_handler(struct httpd_req *req)
 		metric_add(karl_m.receivers, (int64_t)n);
 		log_info("%s karl: job %s batch %lld%s: %zu receivers queued",
 		    cid, s.job, s.batch, s.last ? " (last)" : "", n);
+		karl_deliver_kick();
 		break;
 	case KARL_SPOOL_DUPLICATE:
 		metric_add(karl_m.duplicates, 1);

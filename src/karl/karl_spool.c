@@ -8,14 +8,18 @@
  *					created, receivers, message_len
  *	msg/<id>			the message bytes, once per job
  *	batch/<id>/<batch:08>		JSON {"receivers": n, "received": t}
- *	rcpt/<id>/<batch:08>/<i:04>	JSON {to, verp, data, state, attempts}
+ *	rcpt/<id>/<batch:08>/<i:04>	JSON {to, verp, data, state, attempts,
+ *					next, reported, code, diag}
+ *	done/<id>			tombstone of a delivered job: counts
  * The fixed-width numbers make leveldb's byte order the batch order.  A
  * batch is one WriteBatch written with sync=true before karl answers 202,
  * so after a crash a batch is either wholly there or not at all.  Batches
  * of one job are checked and written under that job's lock (a stripe of
  * a fixed set), which makes the check "marker absent, previous batch
- * held" and the write one step.  A job will be deleted only when every
- * receiver is delivered or failed for good.  leveldb allows one process
+ * held" and the write one step.  A job is deleted only when it is
+ * complete and every receiver is sent or failed and reported; its
+ * tombstone answers late retries of its batches as duplicates and its
+ * status for KARL_TOMBSTONE_TTL.  leveldb allows one process
  * per database, so each karl instance owns its own directory.
  */
 #include <errno.h>
@@ -43,7 +47,10 @@
 #define J_CREATED	"created"
 #define J_RECEIVED	"received"
 #define J_MESSAGE_LEN	"message_len"
-#define R_ATTEMPTS	"attempts"
+#define J_NSENT		"n_sent"	/* receivers sent */
+#define J_NFAILED	"n_failed"	/* receivers failed and reported */
+#define J_DONE		"done"		/* tombstone: when the job ended */
+#define DONE_PREFIX	"done/"
 
 static leveldb_t *spool_db;
 static leveldb_options_t *spool_opts;
@@ -305,6 +312,20 @@ spool_put_locked(const struct karl_send *s, time_t now, size_t *nrcpt,
 	size_t n = json_array_size(s->receivers);
 	int rc;
 
+	/* a delivered job: its batches are duplicates, later ones too late */
+	snprintf(key, sizeof(key), DONE_PREFIX "%s", s->job);
+	if ((rec = spool_get_json(spool_ropts, key, &rc)) != NULL) {
+		long long held = record_int(rec, F_KARL_BATCHES);
+
+		json_decref(rec);
+		if (s->batch < held)
+			return KARL_SPOOL_DUPLICATE;
+		snprintf(err, errlen, "job %s ended with batch %lld and is "
+		    "delivered", s->job, held - 1);
+		return KARL_SPOOL_CONFLICT;
+	}
+	if (rc == -1)
+		return KARL_SPOOL_ERROR;
 	snprintf(key, sizeof(key), BATCH_PREFIX "%s/%08lld", s->job,
 	    s->batch);
 	if ((marker = spool_get_json(spool_ropts, key, &rc)) != NULL) {
@@ -461,6 +482,31 @@ end_snapshot(leveldb_readoptions_t *ro, const leveldb_snapshot_t *snap)
 	leveldb_release_snapshot(spool_db, snap);
 }
 
+/* tombstone_info - a delivered job's counts from its tombstone: 0, 1 if
+ * there is none, -1. */
+static int
+tombstone_info(const leveldb_readoptions_t *ro, const char *id,
+    struct karl_job_info *info)
+{
+	char key[KEY_MAX];
+	const char *kind;
+	json_t *t;
+	int rc;
+
+	snprintf(key, sizeof(key), DONE_PREFIX "%s", id);
+	if ((t = spool_get_json(ro, key, &rc)) == NULL)
+		return rc == -1 ? -1 : 1;
+	kind = json_string_value(json_object_get(t, F_KARL_KIND));
+	strlcpy_chk(info->kind, kind ? kind : "", sizeof(info->kind));
+	info->batches = record_int(t, F_KARL_BATCHES);
+	info->complete = 1;
+	info->receivers = record_int(t, F_KARL_RECEIVERS);
+	info->sent = record_int(t, F_KARL_SENT);
+	info->failed = record_int(t, F_KARL_FAILED);
+	json_decref(t);
+	return 0;
+}
+
 int
 karl_spool_job_info(const char *id, struct karl_job_info *info)
 {
@@ -477,8 +523,10 @@ karl_spool_job_info(const char *id, struct karl_job_info *info)
 	ro = with_snapshot(&snap);
 	snprintf(key, sizeof(key), JOB_PREFIX "%s", id);
 	if ((rec = spool_get_json(ro, key, &rc)) == NULL) {
+		if (rc == 0)
+			rc = tombstone_info(ro, id, info);
 		end_snapshot(ro, snap);
-		return rc == -1 ? -1 : 1;
+		return rc;
 	}
 	kind = json_string_value(json_object_get(rec, F_KARL_KIND));
 	strlcpy_chk(info->kind, kind ? kind : "", sizeof(info->kind));
@@ -554,4 +602,313 @@ karl_spool_message(const char *id, char **msg, size_t *len)
 	if (*msg == NULL)
 		return rc == -1 ? -1 : 1;
 	return 0;
+}
+
+int
+karl_job_of_key(const char *key, char *id, size_t idlen)
+{
+	const char *p, *end;
+	size_t n;
+
+	if (strncmp(key, RCPT_PREFIX, strlen(RCPT_PREFIX)) != 0)
+		return -1;
+	p = key + strlen(RCPT_PREFIX);
+	/* the id ends before "/<batch:08>/<i:04>" */
+	end = key + strlen(key);
+	if ((size_t)(end - p) < 15)
+		return -1;
+	n = (size_t)(end - p) - 14;
+	if (n >= idlen || p[n] != '/')
+		return -1;
+	memcpy(id, p, n);
+	id[n] = '\0';
+	return 0;
+}
+
+int
+karl_spool_scan(const char *after, karl_scan_fn fn, void *ctx)
+{
+	leveldb_iterator_t *it;
+	char key[KEY_MAX], *err = NULL;
+	size_t plen = strlen(RCPT_PREFIX), klen, vlen, alen;
+	const char *k, *v;
+	json_t *rec;
+	int rc = 0;
+
+	if (spool_db == NULL)
+		return -1;
+	alen = strlen(after);
+	it = leveldb_create_iterator(spool_db, spool_ropts);
+	if (alen == 0)
+		leveldb_iter_seek(it, RCPT_PREFIX, plen);
+	else
+		leveldb_iter_seek(it, after, alen);
+	for (; leveldb_iter_valid(it); leveldb_iter_next(it)) {
+		k = leveldb_iter_key(it, &klen);
+		if (klen < plen || memcmp(k, RCPT_PREFIX, plen) != 0)
+			break;
+		if (klen >= sizeof(key))
+			continue;
+		if (klen == alen && memcmp(k, after, alen) == 0)
+			continue;	/* the one we stopped at */
+		memcpy(key, k, klen);
+		key[klen] = '\0';
+		v = leveldb_iter_value(it, &vlen);
+		if ((rec = json_loadb(v, vlen, 0, NULL)) == NULL ||
+		    !json_is_object(rec)) {
+			log_err("karl: spool record %s is corrupt", key);
+			json_decref(rec);
+			continue;
+		}
+		rc = fn(ctx, key, rec);
+		json_decref(rec);
+		if (rc != 0) {
+			rc = 0;
+			break;
+		}
+	}
+	leveldb_iter_get_error(it, &err);
+	if (err != NULL) {
+		log_err("karl: spool scan: %s", err);
+		leveldb_free(err);
+		rc = -1;
+	}
+	leveldb_iter_destroy(it);
+	return rc;
+}
+
+int
+karl_spool_job(const char *id, json_t **rec, char **msg, size_t *len)
+{
+	char key[KEY_MAX];
+	int rc;
+
+	*rec = NULL;
+	*msg = NULL;
+	if (spool_db == NULL)
+		return -1;
+	snprintf(key, sizeof(key), JOB_PREFIX "%s", id);
+	if ((*rec = spool_get_json(spool_ropts, key, &rc)) == NULL)
+		return rc == -1 ? -1 : 1;
+	snprintf(key, sizeof(key), MSG_PREFIX "%s", id);
+	if ((*msg = spool_get(spool_ropts, key, len, &rc)) == NULL) {
+		json_decref(*rec);
+		*rec = NULL;
+		return rc == -1 ? -1 : 1;
+	}
+	return 0;
+}
+
+/* A job touched by one karl_spool_record call. */
+struct touched {
+	char		 id[KARL_JOB_MAX + 1];
+	json_t		*rec;		/* its record, updated */
+	int		 finished;
+};
+
+/* stripe_cmp - qsort order of lock stripes (lowest first: no deadlock). */
+static int
+stripe_cmp(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)*(pthread_mutex_t *const *)a;
+	uintptr_t y = (uintptr_t)*(pthread_mutex_t *const *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* delete_prefix - delete every key under prefix into wb. */
+static void
+delete_prefix(leveldb_writebatch_t *wb, const char *prefix)
+{
+	leveldb_iterator_t *it;
+	size_t plen = strlen(prefix), klen;
+	const char *k;
+
+	it = leveldb_create_iterator(spool_db, spool_ropts);
+	for (leveldb_iter_seek(it, prefix, plen); leveldb_iter_valid(it);
+	    leveldb_iter_next(it)) {
+		k = leveldb_iter_key(it, &klen);
+		if (klen < plen || memcmp(k, prefix, plen) != 0)
+			break;
+		leveldb_writebatch_delete(wb, k, klen);
+	}
+	leveldb_iter_destroy(it);
+}
+
+/* finish_job - replace job t's keys with its tombstone (under its lock). */
+static void
+finish_job(const struct touched *t, time_t now)
+{
+	leveldb_writebatch_t *wb = leveldb_writebatch_create();
+	char key[KEY_MAX], *lerr = NULL;
+	json_t *tomb;
+
+	snprintf(key, sizeof(key), RCPT_PREFIX "%s/", t->id);
+	delete_prefix(wb, key);
+	snprintf(key, sizeof(key), BATCH_PREFIX "%s/", t->id);
+	delete_prefix(wb, key);
+	snprintf(key, sizeof(key), MSG_PREFIX "%s", t->id);
+	leveldb_writebatch_delete(wb, key, strlen(key));
+	snprintf(key, sizeof(key), JOB_PREFIX "%s", t->id);
+	leveldb_writebatch_delete(wb, key, strlen(key));
+	tomb = json_pack("{s:O, s:I, s:I, s:I, s:I, s:I, s:I}", F_KARL_KIND,
+	    json_object_get(t->rec, F_KARL_KIND), F_KARL_BATCHES,
+	    (json_int_t)record_int(t->rec, F_KARL_BATCHES), F_KARL_RECEIVERS,
+	    (json_int_t)record_int(t->rec, F_KARL_RECEIVERS), F_KARL_SENT,
+	    (json_int_t)record_int(t->rec, J_NSENT), F_KARL_FAILED,
+	    (json_int_t)record_int(t->rec, J_NFAILED), J_CREATED,
+	    (json_int_t)record_int(t->rec, J_CREATED), J_DONE,
+	    (json_int_t)now);
+	if (tomb == NULL)
+		panic("karl: cannot build the tombstone of %s", t->id);
+	snprintf(key, sizeof(key), DONE_PREFIX "%s", t->id);
+	batch_put_json(wb, key, tomb);
+	json_decref(tomb);
+	leveldb_write(spool_db, spool_wopts, wb, &lerr);
+	leveldb_writebatch_destroy(wb);
+	if (lerr != NULL) {
+		/* the job stays; the next outcome of it tries again */
+		log_err("karl: removing delivered job %s: %s", t->id, lerr);
+		leveldb_free(lerr);
+		return;
+	}
+	log_info("karl: job %s delivered: %lld sent, %lld failed", t->id,
+	    record_int(t->rec, J_NSENT), record_int(t->rec, J_NFAILED));
+}
+
+/* job_finished - complete, and every receiver final? */
+static int
+job_finished(const json_t *rec)
+{
+	return json_is_true(json_object_get(rec, F_KARL_LAST)) &&
+	    record_int(rec, J_NSENT) + record_int(rec, J_NFAILED) >=
+	    record_int(rec, F_KARL_RECEIVERS);
+}
+
+int
+karl_spool_record(const struct karl_outcome *o, size_t n, time_t now)
+{
+	pthread_mutex_t **locks;
+	struct touched *t;
+	leveldb_writebatch_t *wb;
+	char key[KEY_MAX], id[KARL_JOB_MAX + 1], *lerr = NULL;
+	size_t nt = 0, nl = 0, i, j;
+	int rc = 0, r;
+
+	if (spool_db == NULL || n == 0)
+		return spool_db == NULL ? -1 : 0;
+	t = xcalloc(n, sizeof(*t));
+	locks = xcalloc(n, sizeof(*locks));
+	for (i = 0; i < n; i++) {
+		if (karl_job_of_key(o[i].key, id, sizeof(id)) == -1)
+			panic("karl: bad receiver key %s", o[i].key);
+		for (j = 0; j < nt && strcmp(t[j].id, id) != 0; j++)
+			;
+		if (j == nt) {
+			strlcpy_chk(t[nt++].id, id, sizeof(t[0].id));
+			locks[nl++] = spool_lock(id);
+		}
+	}
+	/* intake changes job records too: take each stripe once, in order */
+	qsort(locks, nl, sizeof(*locks), stripe_cmp);
+	for (i = 0; i < nl; i++)
+		if (i == 0 || locks[i] != locks[i - 1])
+			pthread_mutex_lock(locks[i]);
+
+	wb = leveldb_writebatch_create();
+	for (j = 0; j < nt; j++) {
+		snprintf(key, sizeof(key), JOB_PREFIX "%s", t[j].id);
+		if ((t[j].rec = spool_get_json(spool_ropts, key, &r)) == NULL) {
+			log_err("karl: outcome for job %s without a record",
+			    t[j].id);
+			rc = -1;
+			goto out;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		batch_put_json(wb, o[i].key, o[i].rec);
+		if (!o[i].final)
+			continue;
+		karl_job_of_key(o[i].key, id, sizeof(id));
+		for (j = 0; strcmp(t[j].id, id) != 0; j++)
+			;
+		json_object_set_new(t[j].rec, o[i].sent ? J_NSENT : J_NFAILED,
+		    json_integer(record_int(t[j].rec, o[i].sent ? J_NSENT :
+		    J_NFAILED) + 1));
+	}
+	for (j = 0; j < nt; j++) {
+		snprintf(key, sizeof(key), JOB_PREFIX "%s", t[j].id);
+		batch_put_json(wb, key, t[j].rec);
+		t[j].finished = job_finished(t[j].rec);
+	}
+	leveldb_write(spool_db, spool_wopts, wb, &lerr);
+	if (lerr != NULL) {
+		log_err("karl: spool write of %zu outcomes: %s", n, lerr);
+		leveldb_free(lerr);
+		rc = -1;
+		goto out;
+	}
+	for (j = 0; j < nt; j++)
+		if (t[j].finished)
+			finish_job(&t[j], now);
+out:
+	leveldb_writebatch_destroy(wb);
+	for (i = nl; i-- > 0;)
+		if (i == 0 || locks[i] != locks[i - 1])
+			pthread_mutex_unlock(locks[i]);
+	for (j = 0; j < nt; j++)
+		json_decref(t[j].rec);
+	free(t);
+	free(locks);
+	return rc;
+}
+
+void
+karl_spool_prune(time_t now)
+{
+	leveldb_writebatch_t *wb;
+	leveldb_iterator_t *it;
+	size_t plen = strlen(DONE_PREFIX), klen, vlen, n = 0;
+	const char *k, *v;
+	char *lerr = NULL;
+	json_t *t;
+
+	if (spool_db == NULL)
+		return;
+	wb = leveldb_writebatch_create();
+	it = leveldb_create_iterator(spool_db, spool_ropts);
+	for (leveldb_iter_seek(it, DONE_PREFIX, plen); leveldb_iter_valid(it);
+	    leveldb_iter_next(it)) {
+		k = leveldb_iter_key(it, &klen);
+		if (klen < plen || memcmp(k, DONE_PREFIX, plen) != 0)
+			break;
+		v = leveldb_iter_value(it, &vlen);
+		t = json_loadb(v, vlen, 0, NULL);
+		if (t == NULL ||
+		    record_int(t, J_DONE) + KARL_TOMBSTONE_TTL < now) {
+			leveldb_writebatch_delete(wb, k, klen);
+			n++;
+		}
+		json_decref(t);
+	}
+	leveldb_iter_destroy(it);
+	if (n > 0) {
+		leveldb_write(spool_db, spool_wopts, wb, &lerr);
+		if (lerr != NULL) {
+			log_err("karl: pruning tombstones: %s", lerr);
+			leveldb_free(lerr);
+		} else
+			log_info("karl: %zu tombstones pruned", n);
+	}
+	leveldb_writebatch_destroy(wb);
+}
+
+json_t *
+karl_spool_rcpt(const char *key)
+{
+	int rc;
+
+	if (spool_db == NULL)
+		return NULL;
+	return spool_get_json(spool_ropts, key, &rc);
 }
