@@ -372,14 +372,16 @@ body_end(const char *s, size_t n)
 	return n;
 }
 
-/* touchable - a text/plain or text/html leaf that is not an attachment. */
+/* touchable - a text/plain or text/html leaf that is not an attachment
+ * (a file name makes it one too: a footer would change the file). */
 static int
 touchable(GMimeObject *o, int *html)
 {
 	GMimeContentType *ct;
 
 	if (!GMIME_IS_PART(o) || GMIME_IS_MULTIPART(o) ||
-	    g_mime_part_is_attachment(GMIME_PART(o)))
+	    g_mime_part_is_attachment(GMIME_PART(o)) ||
+	    g_mime_part_get_filename(GMIME_PART(o)) != NULL)
 		return 0;
 	if ((ct = g_mime_object_get_content_type(o)) == NULL)
 		return 0;
@@ -694,10 +696,10 @@ mime_footer_plan(const char *msg, size_t len, char *err, size_t errlen)
 		goto fail;
 	}
 	hb = (size_t)v;
+	/* no empty line: the header runs to the end */
 	v = g_mime_parser_get_headers_end(parser);
-	he = v < (gint64)hb ? hb : (size_t)v;
-	if (he > strbuf_len(norm))
-		he = strbuf_len(norm);
+	he = v < (gint64)hb || (size_t)v > strbuf_len(norm) ?
+	    strbuf_len(norm) : (size_t)v;
 
 	pl = xcalloc(1, sizeof(*pl));
 	pl->srclen = strbuf_len(norm);

@@ -303,7 +303,7 @@ static void
 test_mixed_attachment(void **state)
 {
 	const char *att = "--m1\r\nContent-Type: text/plain; name=\"a.txt\"\r\n"
-	    "Content-Disposition: attachment; filename=\"a.txt\"\r\n\r\n"
+	    "Content-Disposition: inline; filename=\"a.txt\"\r\n\r\n"
 	    "attached text\r\n"
 	    "--m1\r\nContent-Type: image/png\r\n"
 	    "Content-Transfer-Encoding: base64\r\n"
@@ -318,8 +318,8 @@ test_mixed_attachment(void **state)
 	(void)state;
 	strbuf_appendf(msg, HDRS "MIME-Version: 1.0\r\n"
 	    "Content-Type: multipart/mixed; boundary=\"m1\"\r\n\r\n"
-	    "--m1\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n"
-	    "%s--m1--\r\n", att);
+	    "%s--m1\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n"
+	    "--m1--\r\n", att);
 	out = run(strbuf_str(msg), FOOT, NULL, &n);
 	/* the attachments, headers and all, byte for byte */
 	assert_non_null(memmem(out, n, att, strlen(att)));
@@ -327,9 +327,10 @@ test_mixed_attachment(void **state)
 	b = g_mime_message_get_mime_part(m);
 	assert_true(is_type(b, "multipart", "mixed"));
 	assert_int_equal(g_mime_multipart_get_count(GMIME_MULTIPART(b)), 3);
-	assert_true(has(sub(b, 0), "See attached.\r\n-- \r\nUnsub"));
-	assert_false(has(sub(b, 1), "Unsub"));
-	assert_true(is_type(sub(b, 2), "image", "png"));
+	/* a text file (inline, but named) and an image come first */
+	assert_false(has(sub(b, 0), "Unsub"));
+	assert_true(is_type(sub(b, 1), "image", "png"));
+	assert_true(has(sub(b, 2), "See attached.\r\n-- \r\nUnsub"));
 	g_object_unref(m);
 	free(out);
 	strbuf_free(msg);
