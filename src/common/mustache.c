@@ -739,13 +739,14 @@ emit_value(struct rstate *rs, const json_t *v, int escape)
 static const json_t *
 lookup(const struct rstate *rs, const struct mnode *n)
 {
-	const struct mseg *sg = rs->m->segs + n->seg;
+	const struct mseg *sg;
 	const json_t *v = NULL;
 	size_t i;
 	int k;
 
 	if (n->nseg == 0)
 		return rs->nctx > 0 ? rs->ctx[rs->nctx - 1] : NULL;
+	sg = rs->m->segs + n->seg;
 	for (k = rs->nctx - 1; k >= 0 && v == NULL; k--)
 		if (json_is_object(rs->ctx[k]))
 			v = json_object_getn(rs->ctx[k], sg[0].p, sg[0].len);
