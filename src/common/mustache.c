@@ -433,7 +433,8 @@ compile_text(struct parser *p)
 			memcpy(cbuf + 1, p->ctag, p->clen);
 			close = memmem(p->src + q, p->len - q, cbuf,
 			    p->clen + 1);
-			tend = close ? (size_t)(close - p->src) + p->clen + 1 : 0;
+			tend = close ?
+			    (size_t)(close - p->src) + p->clen + 1 : 0;
 		} else {
 			close = memmem(p->src + q, p->len - q, p->ctag,
 			    p->clen);
@@ -494,8 +495,8 @@ compile_text(struct parser *p)
 				    (int)(slen > 64 ? 64 : slen), s);
 			o = &p->t->v[p->open[p->nopen - 1]];
 			if (o->len != slen || memcmp(o->s, s, slen) != 0)
-				return perr(p, tstart, "\"%.*s\" closes section "
-				    "\"%.*s\" opened on line %d",
+				return perr(p, tstart, "\"%.*s\" closes "
+				    "section \"%.*s\" opened on line %d",
 				    (int)(slen > 64 ? 64 : slen), s,
 				    (int)(o->len > 64 ? 64 : o->len), o->s,
 				    o->line);
@@ -524,15 +525,9 @@ compile_text(struct parser *p)
 					return -1;
 				break;
 			}
-			/* the node may move while the partial compiles */
-			{
-				size_t at = p->t->n - 1;
-				int idx;
-
-				if (find_partial(p, tstart, s, slen, &idx) == -1)
-					return -1;
-				p->t->v[at].partial = idx;
-			}
+			/* a partial compiles into its own node array */
+			if (find_partial(p, tstart, s, slen, &n->partial) == -1)
+				return -1;
 			break;
 		default:
 			trim(&s, &slen);
