@@ -125,6 +125,8 @@ crlf_normalise(struct strbuf *sb, const char *p, size_t n)
 {
 	size_t i, run = 0;
 
+	if (n == 0)
+		return;		/* p may be NULL (an empty GByteArray) */
 	for (i = 0; i < n; i++) {
 		if (p[i] != '\r' && p[i] != '\n')
 			continue;
@@ -508,7 +510,8 @@ touch(struct mime_footer_plan *pl, struct target *t, GMimeMessage *m,
 		goto out;
 	if (!top && hdr_collect(o, &h, &n, pl->cur, bs) != 0)
 		goto out;
-	qsort(h, n, sizeof(*h), hdr_cmp);
+	if (n > 1)
+		qsort(h, n, sizeof(*h), hdr_cmp);
 	if (top)
 		rs = hb;
 	else if (n > 0)
@@ -596,7 +599,8 @@ wrap(struct mime_footer_plan *pl, GMimeMessage *m, size_t hb, size_t he)
 		free(h);
 		return -1;
 	}
-	qsort(h, n, sizeof(*h), hdr_cmp);
+	if (n > 1)
+		qsort(h, n, sizeof(*h), hdr_cmp);
 	/* a boundary that cannot occur in the body */
 	x = (uint32_t)pl->srclen * 2654435761u;
 	for (tries = 0; ; tries++) {
