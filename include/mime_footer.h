@@ -5,9 +5,10 @@
  * parts (both parts of multipart/alternative), and as a new text/plain
  * part after the content where the body cannot be edited (multipart/
  * signed stays verifiable, other non-text bodies stay intact).  Charsets
- * and transfer encodings stay valid: an encoded part is decoded, added to
- * and encoded again; the footer is UTF-8 and a part in another charset is
- * converted.
+ * and transfer encodings stay valid: a part that gets the footer is
+ * decoded, converted to UTF-8 (the footer's charset) and written again as
+ * quoted-printable; everything else is copied byte for byte.  See
+ * docs/mime_footer.md.
  *
  * The message is analysed once per job (mime_footer_plan) and the footer
  * spliced in per receiver (mime_footer_apply), since karl does this for
@@ -20,8 +21,9 @@
 
 struct mime_footer_plan;
 
-/* mime_footer_plan - analyse msg (len bytes, CRLF or LF lines); NULL with
- * a reason in err when it is not a message GMime can parse. */
+/* mime_footer_plan - analyse msg (len bytes, CRLF or LF lines; copied,
+ * msg may go afterwards); NULL with a reason in err when it is not a
+ * message GMime can parse.  Needs g_mime_init() done once. */
 struct mime_footer_plan *mime_footer_plan(const char *msg, size_t len,
 	    char *err, size_t errlen);
 /* mime_footer_apply - the message with text (for text/plain parts and a

@@ -228,8 +228,22 @@ hdr_cmp(const void *a, const void *b)
 	return x->off < y->off ? -1 : x->off > y->off;
 }
 
+/* field_ok - a field name as RFC 5322 has it: GMime also keeps lines
+ * like ":x", which must not start a header we write. */
+static int
+field_ok(const char *name)
+{
+	if (name == NULL || *name == '\0')
+		return 0;
+	for (; *name != '\0'; name++)
+		if (*name < 33 || *name > 126 || *name == ':')
+			return 0;
+	return 1;
+}
+
 /* hdr_collect - append o's headers that have an input offset; returns -1
- * when one lies outside [lo, hi). */
+ * when one lies outside [lo, hi).  A field with a bad name stays in the
+ * extent of the one before it, or goes when it is first. */
 static int
 hdr_collect(GMimeObject *o, struct hdr **h, size_t *n, size_t lo, size_t hi)
 {
@@ -241,7 +255,8 @@ hdr_collect(GMimeObject *o, struct hdr **h, size_t *n, size_t lo, size_t hi)
 	cnt = hl ? g_mime_header_list_get_count(hl) : 0;
 	for (i = 0; i < cnt; i++) {
 		gh = g_mime_header_list_get_header_at(hl, i);
-		if ((off = g_mime_header_get_offset(gh)) < 0)
+		if ((off = g_mime_header_get_offset(gh)) < 0 ||
+		    !field_ok(g_mime_header_get_name(gh)))
 			continue;
 		if ((size_t)off < lo || (size_t)off >= hi)
 			return -1;

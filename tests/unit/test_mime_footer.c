@@ -7,8 +7,9 @@
  * line CRLF-terminated and at most 998 octets.  Covers 7bit, QP, base64 and
  * latin-1 text, html with and without </body>, alternative, mixed with an
  * attachment (bytes unchanged), signed (signed part byte-identical), a
- * single image, LF-only input, empty footers, nesting, a message GMime
- * cannot parse, four threads on one plan, and the apply rate (printed).
+ * single image, LF-only input, empty footers, nesting, a nameless field,
+ * a message GMime cannot parse, four threads on one plan, and the apply
+ * rate (printed).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -526,6 +527,25 @@ test_long_footer_line(void **state)
 	strbuf_free(foot);
 }
 
+/* test_bad_field - a line GMime keeps as a field without a name must not
+ * start the new top-level header (found by fuzz_footer). */
+static void
+test_bad_field(void **state)
+{
+	GMimeMessage *m;
+	size_t n;
+	char *out;
+
+	(void)state;
+	out = run("Content-Type: image/png\r\n:bad: 1\r\nSubject: s\r\n\r\n"
+	    ATT_B64, FOOT, NULL, &n);
+	m = reparse(out, n);
+	assert_string_equal(g_mime_message_get_subject(m), "s");
+	assert_true(has(sub(g_mime_message_get_mime_part(m), 1), "(café)"));
+	g_object_unref(m);
+	free(out);
+}
+
 static void
 test_unparseable(void **state)
 {
@@ -657,6 +677,7 @@ main(void)
 		cmocka_unit_test(test_empty_footer),
 		cmocka_unit_test(test_nested),
 		cmocka_unit_test(test_long_footer_line),
+		cmocka_unit_test(test_bad_field),
 		cmocka_unit_test(test_unparseable),
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_speed),
