@@ -36,9 +36,13 @@ const char *dkim_key_domain(const struct dkim_key *);
 /*
  * dkim_sign - the DKIM-Signature header field for msg (RFC 5322 bytes with
  * CRLF line ends), signing the From, To, Cc, Subject, Date, Message-ID,
- * Reply-To, In-Reply-To, References, List-* and MIME headers present
- * (From always), with t=now.  Returns "DKIM-Signature: ...\r\n", folded,
- * ready to be prepended (allocated), or NULL with a reason in err.
+ * Reply-To, In-Reply-To, References, MIME-Version, List-* and Content-*
+ * fields present (every occurrence, bottom-up) and From once more than
+ * present, so none can be added; t=now.  Returns "DKIM-Signature:
+ * ...\r\n", folded, ready to be prepended (allocated), or NULL with a
+ * reason in err: no From or more than one, a malformed header block (bare
+ * CR or LF, NUL, a line that is no field) or one over 1 MiB.  No blank
+ * line means an empty body.  Safe to call from many threads on one key.
  */
 char	*dkim_sign(const struct dkim_key *, const char *msg, size_t len,
 	    time_t now, char *err, size_t errlen);

@@ -14,6 +14,7 @@
  * prints the signed message (tests/e2e/test_dkim_verify.py verifies that
  * with python3-dkim), and DKIM_BENCH=pem prints signatures/s.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -636,6 +637,69 @@ test_load_errors(void **state)
 	    "012345678901234567890123", "rsa.pem", "bad DKIM selector");
 }
 
+/* One key, many threads at once: both schemes are deterministic
+ * (Ed25519, RSA PKCS#1 v1.5), so every signature made in a thread must
+ * equal the one made alone, which libopendkim verifies. */
+#define THREADS	4
+#define ROUNDS	40
+
+struct job {
+	const struct dkim_key	*k;
+	const char		*want;
+	int			 bad;
+};
+
+static void *
+sign_many(void *arg)
+{
+	struct job *j = arg;
+	char err[256], *sig;
+	int i;
+
+	for (i = 0; i < ROUNDS; i++) {
+		sig = dkim_sign(j->k, msgs[5], strlen(msgs[5]), 1700000000,
+		    err, sizeof(err));
+		j->bad += sig == NULL || strcmp(sig, j->want) != 0;
+		free(sig);
+	}
+	return NULL;
+}
+
+static void
+test_threads_share_a_key(void **state)
+{
+	struct dkim_key *k[2] = { load(ed_pem, "ed"), load(rsa_pem, "rsa") };
+	struct job jobs[2 * THREADS];
+	pthread_t t[2 * THREADS];
+	char err[256], *want[2], *m;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 2; i++) {
+		want[i] = dkim_sign(k[i], msgs[5], strlen(msgs[5]), 1700000000,
+		    err, sizeof(err));
+		assert_non_null(want[i]);
+		m = xasprintf("%s%s", want[i], msgs[5]);
+		assert_true(verify(m));
+		free(m);
+	}
+	for (i = 0; i < 2 * THREADS; i++) {
+		jobs[i].k = k[i % 2];
+		jobs[i].want = want[i % 2];
+		jobs[i].bad = 0;
+		assert_int_equal(pthread_create(&t[i], NULL, sign_many,
+		    &jobs[i]), 0);
+	}
+	for (i = 0; i < 2 * THREADS; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(jobs[i].bad, 0);
+	}
+	for (i = 0; i < 2; i++) {
+		free(want[i]);
+		dkim_key_free(k[i]);
+	}
+}
+
 /* ---- test-only modes ---- */
 
 static char *
@@ -753,6 +817,7 @@ main(void)
 		cmocka_unit_test(test_headers_listed),
 		cmocka_unit_test(test_sign_errors),
 		cmocka_unit_test(test_load_errors),
+		cmocka_unit_test(test_threads_share_a_key),
 	};
 
 	if (getenv("DKIM_SIGN_KEY") != NULL)
