@@ -21,6 +21,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include <gmime/gmime.h>
+
 #include "config.h"
 #include "dkim.h"
 #include "karl.h"
@@ -83,6 +85,7 @@ karl_prepare_init(void)
 	char *list, *t, *p;
 	int rc = 0;
 
+	g_mime_init();		/* mime_footer parses with GMime */
 	token_derive(cfg.secret ? cfg.secret : "",
 	    cfg.secret ? strlen(cfg.secret) : 0, "verp", prep_verp_key);
 	if (cfg.dkim_keys == NULL || cfg.dkim_keys[0] == '\0')
@@ -108,6 +111,7 @@ karl_prepare_fini(void)
 	for (i = 0; i < prep_nkeys; i++)
 		prep_keys[i] = dkim_key_free(prep_keys[i]);
 	prep_nkeys = 0;
+	g_mime_shutdown();
 }
 
 /* to_crlf - msg with every bare LF made CRLF (allocated). */
