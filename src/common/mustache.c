@@ -133,6 +133,18 @@ seterr(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* clip - how much of s to quote in a one-line reason. */
+static int
+clip(const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len && i < 40; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			break;
+	return (int)i;
+}
+
 /* line_at - line number of src[pos]; positions only grow, so count once. */
 static int
 line_at(struct parser *p, size_t pos)
@@ -248,13 +260,13 @@ parse_name(struct parser *p, size_t pos, struct mnode *n, const char *s,
 	for (i = 0; i < len; i++)
 		if (is_space(s[i]))
 			return perr(p, pos, "space in tag name \"%.*s\"",
-			    (int)(len > 64 ? 64 : len), s);
+			    clip(s, len), s);
 	for (b = 0, i = 0; i <= len; i++) {
 		if (i < len && s[i] != '.')
 			continue;
 		if (i == b)
 			return perr(p, pos, "bad dotted name \"%.*s\"",
-			    (int)(len > 64 ? 64 : len), s);
+			    clip(s, len), s);
 		if (m->nsegs == m->capsegs) {
 			m->capsegs = m->capsegs ? m->capsegs * 2 : 16;
 			m->segs = xreallocarray(m->segs, m->capsegs,
@@ -283,11 +295,11 @@ set_delims(struct parser *p, size_t pos, const char *s, size_t len)
 	if (a == 0 || b == len || a > DELIM_MAX || len - b > DELIM_MAX ||
 	    b == a || memchr(s, '=', len) != NULL)
 		return perr(p, pos, "bad delimiter \"%.*s\"",
-		    (int)(len > 64 ? 64 : len), s);
+		    clip(s, len), s);
 	for (size_t i = b; i < len; i++)
 		if (is_space(s[i]))
 			return perr(p, pos, "bad delimiter \"%.*s\"",
-			    (int)(len > 64 ? 64 : len), s);
+			    clip(s, len), s);
 	memcpy(p->otag, s, a);
 	p->otag[a] = '\0';
 	p->olen = a;
@@ -442,8 +454,7 @@ compile_text(struct parser *p)
 		}
 		if (close == NULL)
 			return perr(p, tstart, "unclosed tag \"%.*s\"",
-			    (int)(p->len - tstart > 20 ? 20 :
-			    p->len - tstart), tag);
+			    clip(tag, p->len - tstart), tag);
 		s = p->src + q;
 		slen = (size_t)(close - s);
 
@@ -492,13 +503,13 @@ compile_text(struct parser *p)
 			if (p->nopen == 0)
 				return perr(p, tstart,
 				    "close of unopened section \"%.*s\"",
-				    (int)(slen > 64 ? 64 : slen), s);
+				    clip(s, slen), s);
 			o = &p->t->v[p->open[p->nopen - 1]];
 			if (o->len != slen || memcmp(o->s, s, slen) != 0)
 				return perr(p, tstart, "\"%.*s\" closes "
 				    "section \"%.*s\" opened on line %d",
-				    (int)(slen > 64 ? 64 : slen), s,
-				    (int)(o->len > 64 ? 64 : o->len), o->s,
+				    clip(s, slen), s,
+				    clip(o->s, o->len), o->s,
 				    o->line);
 			o->end = p->t->n;
 			p->nopen--;
@@ -545,7 +556,7 @@ compile_text(struct parser *p)
 		p->linepos = 0;
 		return perr(p, (size_t)(o->s - p->src),
 		    "unclosed section \"%.*s\"",
-		    (int)(o->len > 64 ? 64 : o->len), o->s);
+		    clip(o->s, o->len), o->s);
 	}
 	return 0;
 }

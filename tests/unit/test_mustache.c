@@ -267,6 +267,8 @@ test_syntax_errors(void **state)
 	    "line 2: close of unopened section \"a\"");
 	expect_error("a\nb {{x", "{}", NULL, "line 2: unclosed tag");
 	expect_error("{{{x}}", "{}", NULL, "line 1: unclosed tag");
+	/* reasons stay on one line */
+	expect_error("{{x\ny", "{}", NULL, "line 1: unclosed tag \"{{x\"");
 	expect_error("\n\n{{=<%%>=}}", "{}", NULL, "line 3: bad delimiter");
 	expect_error("{{= a b c =}}", "{}", NULL, "bad delimiter");
 	expect_error("{{=a =}}", "{}", NULL, "bad delimiter");
