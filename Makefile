@@ -33,8 +33,10 @@ COMMON_LIBS := $(call pl,$(COMMON_PKGS)) -lresolv -lpthread
 # Per-program extra dependencies.
 LIBS_smtpd	 := $(call pl,libevent libevent_pthreads libevent_openssl)
 CFLAGS_smtpd	 := $(call pc,libevent)
-LIBS_karl	 := -lleveldb $(call pl,opendkim gmime-3.0)
-CFLAGS_karl	 := $(call pc,opendkim gmime-3.0)
+# karl signs with OpenSSL (src/common/dkim.c), not libopendkim, whose
+# dkim_sign would clash with ours; only test_dkim links it, to verify.
+LIBS_karl	 := -lleveldb $(call pl,gmime-3.0)
+CFLAGS_karl	 := $(call pc,gmime-3.0)
 LIBS_messageserver := $(call pl,gmime-3.0)
 CFLAGS_messageserver := $(call pc,gmime-3.0)
 LIBS_rsscrawler	 := $(call pl,libxml-2.0)
