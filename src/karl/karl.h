@@ -68,7 +68,7 @@ int	 karl_spool_message(const char *id, char **msg, size_t *len);
  * the scan. */
 typedef int (*karl_scan_fn)(void *ctx, const char *key, json_t *rec);
 /* karl_spool_scan - call fn for each receiver record after key after
- * ("" from the first), in key order; 0 or -1. */
+ * ("" from the first), in key order, skipping sent ones; 0 or -1. */
 int	 karl_spool_scan(const char *after, karl_scan_fn fn, void *ctx);
 /* karl_spool_rcpt - the receiver record at key now (caller decrefs);
  * NULL when gone or on error. */

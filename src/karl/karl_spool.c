@@ -51,6 +51,7 @@
 #define J_NFAILED	"n_failed"	/* receivers failed and reported */
 #define J_DONE		"done"		/* tombstone: when the job ended */
 #define DONE_PREFIX	"done/"
+#define SENT_MARK	"\"" F_KARL_STATE "\":\"" F_KARL_SENT "\""
 
 static leveldb_t *spool_db;
 static leveldb_options_t *spool_opts;
@@ -651,9 +652,14 @@ karl_spool_scan(const char *after, karl_scan_fn fn, void *ctx)
 			continue;
 		if (klen == alen && memcmp(k, after, alen) == 0)
 			continue;	/* the one we stopped at */
+		v = leveldb_iter_value(it, &vlen);
+		/* sent receivers stay until their job is done: skip them
+		 * unparsed (compact JSON; a quote inside a value is escaped,
+		 * so this cannot match data) */
+		if (memmem(v, vlen, SENT_MARK, strlen(SENT_MARK)) != NULL)
+			continue;
 		memcpy(key, k, klen);
 		key[klen] = '\0';
-		v = leveldb_iter_value(it, &vlen);
 		if ((rec = json_loadb(v, vlen, 0, NULL)) == NULL ||
 		    !json_is_object(rec)) {
 			log_err("karl: spool record %s is corrupt", key);

@@ -314,6 +314,10 @@ def test_permanent_failure_reported_once(relay):
         assert len(evs) == 1, evs
 
 
+def sanitized(st):
+    return b"__asan_init" in (st.bin / "karl").read_bytes()
+
+
 def rss_kb(pid):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -354,7 +358,8 @@ def test_kill9_during_10000_receivers(relay):
           f"{max(rss)} kB, samples {rss[:3]}...{rss[-3:]}")
     assert dups <= 20 + 20 + 8, dups    # karl_concurrency + a round
     assert wait_for(lambda: job_status(st, job)["sent"] == n, 60)
-    assert max(rss) < 200 * 1024, rss
+    if not sanitized(st):       # ASan's quarantine holds freed memory
+        assert max(rss) < 200 * 1024, rss
 
 
 def test_memory_flat_10000(relay):
