@@ -36,6 +36,16 @@ def new_job():
     return "t:" + uuid.uuid4().hex
 
 
+# karl delivers as soon as it holds a batch (to the stack's relay port,
+# where nothing may listen): a receiver is in one of these states
+STATES = ("queued", "sent", "deferred", "failed")
+
+
+def accounted(job):
+    """Receivers of a job status in any state."""
+    return sum(job[k] for k in STATES)
+
+
 def receivers(n, start=0, domain="example.org"):
     return [{"to": f"r{i}@{domain}", "verp": f"{i}",
              "data": {"name": f"Receiver {i}",
@@ -89,9 +99,12 @@ def test_send_then_duplicate(stack):
     assert r.json()["receivers"] == 2
     s = status(stack, job)
     assert s.status == 200, s
-    assert s.json() == {"job": job, "kind": "post", "batches": 1,
-                        "complete": True, "receivers": 2, "queued": 2,
-                        "sent": 0, "deferred": 0, "failed": 0}
+    j = s.json()
+    assert {k: j[k] for k in ("job", "kind", "batches", "complete",
+                              "receivers")} == {
+        "job": job, "kind": "post", "batches": 1, "complete": True,
+        "receivers": 2}
+    assert accounted(j) == 2
 
 
 def test_message_as_held(stack):
@@ -118,15 +131,15 @@ def test_three_batches_in_order(stack):
     assert r.status == 202, r
     assert r.json()["receivers"] == 1
     s = status(stack, job).json()
-    assert (s["batches"], s["complete"], s["receivers"], s["queued"]) == \
+    assert (s["batches"], s["complete"], s["receivers"], accounted(s)) == \
         (3, True, 6, 6)
     lst = listing(stack, job)
     assert lst.status == 200, lst
     assert lst.json()["job"] == job
     assert lst.json()["truncated"] is False
     got = lst.json()["receivers"]
-    assert [{"to": x["to"], "state": x["state"]} for x in got] == [
-        {"to": f"r{i}@example.org", "state": "queued"} for i in range(6)]
+    assert [x["to"] for x in got] == [f"r{i}@example.org" for i in range(6)]
+    assert all(x["state"] in STATES for x in got)
     # the listing shows what each receiver carries
     assert got[5]["verp"] == "5"
     assert got[5]["data"] == {"name": "Receiver 5",
@@ -282,12 +295,12 @@ def test_kill9_after_202_keeps_the_job(stack):
     s = status(stack, job)
     assert s.status == 200, s
     assert (s.json()["batches"], s.json()["complete"],
-            s.json()["receivers"], s.json()["queued"]) == (2, True, 1500,
-                                                           1500)
+            s.json()["receivers"], accounted(s.json())) == (2, True, 1500,
+                                                            1500)
     lst = listing(stack, job).json()["receivers"]
     assert [x["to"] for x in lst] == \
         [f"r{i}@example.org" for i in range(1500)]
-    assert all(x["state"] == "queued" for x in lst)
+    assert all(x["state"] in STATES for x in lst)
     # a retry after the restart is recognised as held
     r = send(stack, later(job, 1, receivers(500, 1000), last=True))
     assert r.status == 202 and r.json()["duplicate"] is True, r
@@ -301,7 +314,7 @@ def test_job_ids_do_not_overlap(stack):
     assert send(stack, batch0(job + ".y", receivers(3))).status == 202
     assert status(stack, job).json()["receivers"] == 2
     assert len(listing(stack, job).json()["receivers"]) == 2
-    assert status(stack, job + ".y").json()["queued"] == 3
+    assert accounted(status(stack, job + ".y").json()) == 3
 
 
 
