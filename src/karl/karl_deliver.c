@@ -13,9 +13,10 @@
  *	transport thread	runs the SMTP transactions (karl_smtp.c) or
  *		writes maildirs, within karl_concurrency in all and, towards
  *		MX hosts, karl_domain_concurrency per destination domain;
- *		records every outcome of one round in one synced spool write
- *		before it forgets the receiver.
- * A receiver is recorded sent right after its 2xx, in that round's synced
+ *	recorder thread	writes the outcomes that came in meanwhile in one
+ *		synced spool write (group commit) before the receivers are
+ *		let go, so the transport never waits for the disk.
+ * A receiver is recorded sent right after its 2xx, in the next synced
  * write, so a kill -9 can repeat only deliveries in flight or not yet
  * recorded.  Temporary failures (4xx, no connection) retry after
  * karl_retry_min * 2^attempts (at most karl_retry_max, +-25% jitter)
@@ -92,9 +93,9 @@ struct queue {
 
 static struct {
 	pthread_mutex_t		 lock;
-	pthread_cond_t		 sched_cv, prep_cv, xport_cv;
-	int			 stop, kicked, completed;
-	struct queue		 prep, ready;
+	pthread_cond_t		 sched_cv, prep_cv, xport_cv, record_cv;
+	int			 stop, kicked, completed, xport_done;
+	struct queue		 prep, ready, record;
 	struct work		*set[SET_BUCKETS];
 	struct dom		*doms[DOM_BUCKETS];
 	size_t			 ndoms;
@@ -105,7 +106,7 @@ static struct {
 	struct karl_smtp	*smtp;
 	struct messageserver_clnt *ms;
 	int			 relay, maildir;
-	pthread_t		*workers, xport;
+	pthread_t		*workers, xport, recorder;
 	int			 nworkers;
 	uint64_t		 rnd;
 	struct metric		*m_sent, *m_deferred, *m_failed, *m_reported;
@@ -115,6 +116,7 @@ static struct {
 	.sched_cv = PTHREAD_COND_INITIALIZER,
 	.prep_cv = PTHREAD_COND_INITIALIZER,
 	.xport_cv = PTHREAD_COND_INITIALIZER,
+	.record_cv = PTHREAD_COND_INITIALIZER,
 };
 
 static void
@@ -211,7 +213,7 @@ dom_release(struct dom *d)
 	dl.ndoms--;
 }
 
-/* rand01 - xorshift64 in [0, 1) (transport thread only). */
+/* rand01 - xorshift64 in [0, 1) (recorder thread only). */
 static double
 rand01(void)
 {
@@ -492,12 +494,18 @@ karl_deliver_run(void)
 	pthread_mutex_lock(&dl.lock);
 	pthread_cond_broadcast(&dl.prep_cv);
 	pthread_cond_broadcast(&dl.xport_cv);
+	pthread_cond_broadcast(&dl.record_cv);
 	pthread_mutex_unlock(&dl.lock);
 	if (dl.smtp != NULL)
 		karl_smtp_wakeup(dl.smtp);
 	for (int i = 0; i < dl.nworkers; i++)
 		pthread_join(dl.workers[i], NULL);
 	pthread_join(dl.xport, NULL);
+	pthread_mutex_lock(&dl.lock);
+	dl.xport_done = 1;
+	pthread_cond_broadcast(&dl.record_cv);
+	pthread_mutex_unlock(&dl.lock);
+	pthread_join(dl.recorder, NULL);
 }
 
 void
@@ -517,6 +525,7 @@ karl_deliver_stop(void)
 	pthread_cond_broadcast(&dl.sched_cv);
 	pthread_cond_broadcast(&dl.prep_cv);
 	pthread_cond_broadcast(&dl.xport_cv);
+	pthread_cond_broadcast(&dl.record_cv);
 	pthread_mutex_unlock(&dl.lock);
 	if (dl.smtp != NULL)
 		karl_smtp_wakeup(dl.smtp);
@@ -734,23 +743,23 @@ new_record(struct work *w, time_t now, int *final, int *sent)
 	return r;
 }
 
-/* flush - record this round's outcomes in one synced write, then let
- * their receivers go. */
+/* flush - record the outcomes in q in one synced write, then let their
+ * receivers go. */
 static void
-flush(void)
+flush(struct queue *q)
 {
 	struct karl_outcome *o;
 	json_t **recs;
 	struct work *w;
 	time_t now = time(NULL);
-	size_t n = xp_done.n, i;
+	size_t n = q->n, i;
 	int rc;
 
 	if (n == 0)
 		return;
 	o = xcalloc(n, sizeof(*o));
 	recs = xcalloc(n, sizeof(*recs));
-	for (i = 0, w = xp_done.head; w != NULL; w = w->next, i++) {
+	for (i = 0, w = q->head; w != NULL; w = w->next, i++) {
 		log_utf8_fix(w->diag);
 		recs[i] = new_record(w, now, &o[i].final, &o[i].sent);
 		o[i].key = w->key;
@@ -758,7 +767,7 @@ flush(void)
 	}
 	rc = karl_spool_record(o, n, now);
 	pthread_mutex_lock(&dl.lock);
-	for (i = 0; (w = q_pop(&xp_done)) != NULL; i++) {
+	for (i = 0; (w = q_pop(q)) != NULL; i++) {
 		const char *st = rec_str(recs[i], F_KARL_STATE);
 
 		if (rc == 0 && !w->report) {
@@ -880,9 +889,42 @@ xport_main(void *arg)
 			pthread_mutex_unlock(&dl.lock);
 			karl_smtp_poll(dl.smtp, xp_done.n > 0 ? 0 : 1000);
 		}
-		flush();
+		if (xp_done.n > 0) {
+			pthread_mutex_lock(&dl.lock);
+			while ((w = q_pop(&xp_done)) != NULL)
+				q_push(&dl.record, w);
+			pthread_cond_signal(&dl.record_cv);
+			pthread_mutex_unlock(&dl.lock);
+		}
 	}
 	return NULL;
+}
+
+/* recorder_main - the recorder thread: every outcome that came in while
+ * the last synced write ran goes into the next one (group commit), so
+ * the transport never waits for the disk. */
+static void *
+recorder_main(void *arg)
+{
+	struct queue q;
+	struct work *w;
+
+	(void)arg;
+	for (;;) {
+		pthread_mutex_lock(&dl.lock);
+		while (!dl.xport_done && dl.record.head == NULL)
+			pthread_cond_wait(&dl.record_cv, &dl.lock);
+		/* at a stop, what was delivered is recorded first */
+		if (dl.xport_done && dl.record.head == NULL) {
+			pthread_mutex_unlock(&dl.lock);
+			return NULL;
+		}
+		memset(&q, 0, sizeof(q));
+		while ((w = q_pop(&dl.record)) != NULL)
+			q_push(&q, w);
+		pthread_mutex_unlock(&dl.lock);
+		flush(&q);
+	}
 }
 
 /* ------------------------------------------------------------- set-up */
@@ -923,8 +965,9 @@ karl_deliver_init(void)
 	for (int i = 0; i < dl.nworkers; i++)
 		if (pthread_create(&dl.workers[i], NULL, worker_main, NULL))
 			fatalx("karl: cannot start a worker thread");
-	if (pthread_create(&dl.xport, NULL, xport_main, NULL))
-		fatalx("karl: cannot start the transport thread");
+	if (pthread_create(&dl.xport, NULL, xport_main, NULL) ||
+	    pthread_create(&dl.recorder, NULL, recorder_main, NULL))
+		fatalx("karl: cannot start the transport threads");
 	log_info("karl: delivering by %s%s%s, %d workers, %d at once",
 	    dl.maildir ? "maildir to " : dl.relay ? "SMTP to relay " :
 	    "SMTP to each domain's MX", dl.maildir ? cfg.karl_maildir :
@@ -947,6 +990,8 @@ karl_deliver_fini(void)
 	while ((w = q_pop(&dl.ready)) != NULL)
 		q_push(&xp_done, w);
 	while ((w = q_pop(&xp_pending)) != NULL)
+		q_push(&xp_done, w);
+	while ((w = q_pop(&dl.record)) != NULL)
 		q_push(&xp_done, w);
 	while ((w = q_pop(&xp_done)) != NULL) {
 		json_decref(w->rec);
