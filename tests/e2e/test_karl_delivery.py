@@ -59,6 +59,7 @@ class Sink:
         self.got = collections.defaultdict(list)    # rcpt -> [(from, data)]
         self.tries = collections.Counter()
         self.count = 0
+        self.sessions = set()      # SMTP sessions that carried a message
 
     async def handle_RCPT(self, server, session, envelope, address, opts):
         local = address.split("@")[0]
@@ -78,6 +79,7 @@ class Sink:
                 self.got[r].append((envelope.mail_from,
                                     envelope.original_content))
             self.count += 1
+            self.sessions.add(session)
         return "250 2.0.0 OK"
 
 
@@ -370,6 +372,7 @@ def test_memory_flat_10000(relay):
     rs = [rcpt(f"f{i}.{job[2:10]}@example.org", i) for i in range(n)]
     pid = st.pid("karl")
     base = rss_kb(pid)
+    sessions = len(sink.sessions)
     send_job(st, job, rs)
     t0 = time.monotonic()
     rss = []
@@ -380,8 +383,11 @@ def test_memory_flat_10000(relay):
     rate = n / (time.monotonic() - t0)
     early = max(rss[:max(1, len(rss) // 4)])
     late = max(rss[-max(1, len(rss) // 4):])
-    print(f"\n10000 receivers at {rate:.0f}/s; VmRSS start {base} kB, "
-          f"first quarter max {early} kB, last quarter max {late} kB")
+    used = len(sink.sessions) - sessions
+    print(f"\n10000 receivers at {rate:.0f}/s over {used} SMTP sessions; "
+          f"VmRSS start {base} kB, first quarter max {early} kB, last "
+          f"quarter max {late} kB")
+    assert used <= 2 * 20      # connections are reused
     assert late < early + 20 * 1024, (early, late)
 
 
