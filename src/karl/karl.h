@@ -155,8 +155,9 @@ struct karl_smtp *karl_smtp_free(struct karl_smtp *);
 /* karl_smtp_start - begin a transaction (m's strings must live until its
  * done call); 0 or -1. */
 int	 karl_smtp_start(struct karl_smtp *, const struct karl_smtp_msg *m);
-/* karl_smtp_poll - run transfers, call done for those that ended, wait at
- * most ms for activity; karl_smtp_wakeup breaks the wait. */
+/* karl_smtp_poll - run transfers and call done for those that ended; if
+ * none did, wait at most ms for activity (karl_smtp_wakeup breaks the
+ * wait). */
 void	 karl_smtp_poll(struct karl_smtp *, int ms);
 void	 karl_smtp_wakeup(struct karl_smtp *);
 int	 karl_smtp_active(const struct karl_smtp *);

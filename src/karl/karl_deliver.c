@@ -50,6 +50,7 @@
 #define REPORT_RETRY	60	/* seconds until a failed report is retried */
 #define IDLE_WAIT	60	/* seconds the scheduler sleeps at most */
 #define DIAG_LEN	1000
+#define MX_TRY		3	/* MX hosts tried in one attempt */
 
 struct jobref {
 	char			 id[KARL_JOB_MAX + 1];
@@ -77,7 +78,8 @@ struct work {
 	char		*msg, *mail_from;
 	size_t		 len;
 	char		 host[DNS_NAME_MAX + 1];
-	int		 port;
+	char		 alt[MX_TRY - 1][DNS_NAME_MAX + 1];	/* next MXs */
+	int		 nalt, port;
 	/* outcome */
 	int		 done;		/* set before the transport */
 	int		 ok, code;
@@ -595,7 +597,7 @@ static int
 route(struct work *w)
 {
 	struct dns_mx *mx = NULL;
-	size_t n = 0;
+	size_t n = 0, first, i;
 	int rc;
 
 	if (dl.relay) {
@@ -624,8 +626,14 @@ route(struct work *w)
 		    "(null MX)");
 		return -1;
 	}
-	strlcpy_chk(w->host, mx[rec_int(w->rec, R_ATTEMPTS) % (long long)n].host,
-	    sizeof(w->host));
+	/* start at a different host each attempt; on no connection the
+	 * transport goes on to the next ones within the attempt */
+	first = (size_t)(rec_int(w->rec, R_ATTEMPTS) % (long long)n);
+	strlcpy_chk(w->host, mx[first].host, sizeof(w->host));
+	for (i = 1; i < n && i < MX_TRY; i++)
+		if (mx[(first + i) % n].host[0] != '\0')
+			strlcpy_chk(w->alt[w->nalt++], mx[(first + i) % n].host,
+			    sizeof(w->alt[0]));
 	free(mx);
 	return 0;
 }
@@ -680,6 +688,7 @@ worker_main(void *arg)
 
 static struct queue xp_pending;		/* transport thread only */
 static struct queue xp_done;
+static int xp_again;			/* a work went back to pending */
 
 /* smtp_done - karl_smtp_done_fn: the transaction of arg ended. */
 static void
@@ -687,11 +696,23 @@ smtp_done(void *arg, int ok, int code, const char *diag)
 {
 	struct work *w = arg;
 
-	set_outcome(w, ok, code, diag);
 	pthread_mutex_lock(&dl.lock);
 	dl.flying--;
 	w->dom->flying--;
 	pthread_mutex_unlock(&dl.lock);
+	if (!ok && code == 0 && w->nalt > 0 && !dl.stop) {
+		/* no connection or no answer: the next MX, now */
+		log_info("karl: job %s: %s: %s: %s; trying %s", w->job->id,
+		    rec_str(w->rec, F_KARL_TO), w->host, diag, w->alt[0]);
+		strlcpy_chk(w->host, w->alt[0], sizeof(w->host));
+		memmove(w->alt[0], w->alt[1], sizeof(w->alt[0]) *
+		    (size_t)(MX_TRY - 2));
+		w->nalt--;
+		q_push(&xp_pending, w);
+		xp_again = 1;
+		return;
+	}
+	set_outcome(w, ok, code, diag);
 	q_push(&xp_done, w);
 }
 
@@ -887,7 +908,9 @@ xport_main(void *arg)
 			pthread_mutex_lock(&dl.lock);
 			metric_set(dl.m_flying, dl.flying);
 			pthread_mutex_unlock(&dl.lock);
-			karl_smtp_poll(dl.smtp, xp_done.n > 0 ? 0 : 1000);
+			karl_smtp_poll(dl.smtp, xp_done.n > 0 || xp_again ?
+			    0 : 1000);
+			xp_again = 0;
 		}
 		if (xp_done.n > 0) {
 			pthread_mutex_lock(&dl.lock);

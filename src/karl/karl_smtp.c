@@ -257,7 +257,7 @@ karl_smtp_poll(struct karl_smtp *s, int ms)
 {
 	CURLMsg *msg;
 	char *x;
-	int running, left;
+	int running, left, ended = 0;
 
 	curl_multi_perform(s->multi, &running);
 	while ((msg = curl_multi_info_read(s->multi, &left)) != NULL) {
@@ -265,8 +265,11 @@ karl_smtp_poll(struct karl_smtp *s, int ms)
 			continue;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &x);
 		finish(s, (struct xfer *)(void *)x, msg->data.result);
+		ended++;
 	}
-	curl_multi_poll(s->multi, NULL, 0, ms, NULL);
+	/* what ended goes to its owner first; then wait for activity */
+	if (ended == 0)
+		curl_multi_poll(s->multi, NULL, 0, ms, NULL);
 }
 
 void
