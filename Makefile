@@ -154,7 +154,8 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude \
-	-fsanitize=fuzzer,address,undefined -DFUZZING \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	-DFUZZING \
 	$(call pc,$(COMMON_PKGS) gmime-3.0)
 # a target that fuzzes a program's own module names it here
 FUZZ_EXTRA_mime := src/messageserver/messageserver_mime.c
