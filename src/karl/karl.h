@@ -90,7 +90,8 @@ struct karl_outcome {
  * receiver final, leaving a tombstone.  0 or -1 (nothing written). */
 int	 karl_spool_record(const struct karl_outcome *o, size_t n,
 	    time_t now);
-/* karl_spool_prune - drop tombstones older than KARL_TOMBSTONE_TTL. */
+/* karl_spool_prune - drop tombstones older than KARL_TOMBSTONE_TTL and
+ * remove done jobs whose removal failed before. */
 void	 karl_spool_prune(time_t now);
 #define KARL_TOMBSTONE_TTL	(7 * 86400)
 

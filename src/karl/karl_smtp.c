@@ -37,6 +37,7 @@ struct xfer {
 	size_t			 len, off;
 	void			*arg;
 	char			 diag[DIAG_MAX + 1];
+	int			 refused;	/* diag is a 4xx/5xx */
 	struct xfer		*next;		/* free or busy list */
 };
 
@@ -79,7 +80,8 @@ read_body(char *buf, size_t size, size_t nmemb, void *p)
 	return n;
 }
 
-/* on_debug - keep the last reply line the server sent. */
+/* on_debug - keep the last reply line the server sent (the last
+ * refusal, once there is one). */
 static int
 on_debug(CURL *easy, curl_infotype type, char *data, size_t size, void *p)
 {
@@ -89,6 +91,10 @@ on_debug(CURL *easy, curl_infotype type, char *data, size_t size, void *p)
 	(void)easy;
 	if (type != CURLINFO_HEADER_IN)
 		return 0;
+	/* keep the refusal, not the 221 to the QUIT that follows it */
+	if (x->refused && n > 0 && data[0] != '4' && data[0] != '5')
+		return 0;
+	x->refused = n > 0 && (data[0] == '4' || data[0] == '5');
 	while (n > 0 && (data[n - 1] == '\n' || data[n - 1] == '\r'))
 		n--;
 	if (n > DIAG_MAX)
@@ -184,6 +190,7 @@ karl_smtp_start(struct karl_smtp *s, const struct karl_smtp_msg *m)
 	x->off = 0;
 	x->arg = m->arg;
 	x->diag[0] = '\0';
+	x->refused = 0;
 	curl_easy_setopt(x->easy, CURLOPT_URL, url);
 	curl_easy_setopt(x->easy, CURLOPT_MAIL_FROM, from);
 	curl_easy_setopt(x->easy, CURLOPT_MAIL_RCPT, x->rcpt);

@@ -869,6 +869,48 @@ out:
 	return rc;
 }
 
+/* finish_stragglers - remove jobs that are done but still here (their
+ * removal failed after their last outcome was written). */
+static void
+finish_stragglers(time_t now)
+{
+	leveldb_iterator_t *it;
+	size_t plen = strlen(JOB_PREFIX), klen, vlen;
+	struct touched t;
+	pthread_mutex_t *m;
+	const char *k, *v;
+	char key[KEY_MAX];
+	json_t *rec;
+	int rc;
+
+	it = leveldb_create_iterator(spool_db, spool_ropts);
+	for (leveldb_iter_seek(it, JOB_PREFIX, plen); leveldb_iter_valid(it);
+	    leveldb_iter_next(it)) {
+		k = leveldb_iter_key(it, &klen);
+		if (klen < plen || memcmp(k, JOB_PREFIX, plen) != 0)
+			break;
+		v = leveldb_iter_value(it, &vlen);
+		if (klen - plen > KARL_JOB_MAX ||
+		    (rec = json_loadb(v, vlen, 0, NULL)) == NULL)
+			continue;
+		if (job_finished(rec)) {
+			memset(&t, 0, sizeof(t));
+			memcpy(t.id, k + plen, klen - plen);
+			m = spool_lock(t.id);
+			pthread_mutex_lock(m);
+			snprintf(key, sizeof(key), JOB_PREFIX "%s", t.id);
+			/* again under the lock: intake may have added a batch */
+			if ((t.rec = spool_get_json(spool_ropts, key, &rc)) !=
+			    NULL && job_finished(t.rec))
+				finish_job(&t, now);
+			pthread_mutex_unlock(m);
+			json_decref(t.rec);
+		}
+		json_decref(rec);
+	}
+	leveldb_iter_destroy(it);
+}
+
 void
 karl_spool_prune(time_t now)
 {
@@ -881,6 +923,7 @@ karl_spool_prune(time_t now)
 
 	if (spool_db == NULL)
 		return;
+	finish_stragglers(now);
 	wb = leveldb_writebatch_create();
 	it = leveldb_create_iterator(spool_db, spool_ropts);
 	for (leveldb_iter_seek(it, DONE_PREFIX, plen); leveldb_iter_valid(it);
