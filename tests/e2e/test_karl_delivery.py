@@ -273,6 +273,43 @@ def test_each_receiver_gets_its_own_signed_copy(relay, keys):
     assert stats["sent"] >= 4 and stats["domains"]["example.org"]["sent"] >= 4
 
 
+HTML_MESSAGE = (b"From: Alice <alice@lists.example>\nTo: demo@lists.example\n"
+                b"Subject: html\nMIME-Version: 1.0\n"
+                b"Content-Type: multipart/alternative; boundary=b1\n\n"
+                b"--b1\nContent-Type: text/plain; charset=utf-8\n\n"
+                b"Plain body.\n--b1\nContent-Type: text/html; "
+                b"charset=utf-8\n\n<html><body><p>HTML body.</p></body>"
+                b"</html>\n--b1--\n")
+
+
+def test_html_and_text_footers(relay):
+    """Both parts of multipart/alternative get their footer; the HTML one
+    is escaped, the text one is not."""
+    import email
+    from email import policy
+    st, sink = relay
+    job = new_job()
+    addr = f"html.{job[2:10]}@example.org"
+    r = rcpt(addr, 7)
+    r["data"]["name"] = "Tom & <Jerry>"
+    body = {"job": job, "batch": 0, "last": True, "kind": "post",
+            "message": b64url(HTML_MESSAGE),
+            "footer": {"text": "-- \nfor {{name}}",
+                       "html": "<p class=f>for {{name}}</p>"},
+            "sender": {"local": "demo+bounces", "domain": SIGN_DOMAIN},
+            "sign_domain": SIGN_DOMAIN, "receivers": [r]}
+    assert st.post("karl", "/v1/send", body).status == 202
+    assert wait_for(lambda: addr in sink.got, 30), st.log_tails()
+    msg = email.message_from_bytes(sink.got[addr][0][1],
+                                   policy=policy.default)
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    assert "Plain body." in text and "for Tom & <Jerry>" in text
+    assert "HTML body." in html
+    assert "<p class=f>for Tom &amp; &lt;Jerry&gt;</p>" in html
+    assert html.index("for Tom") < html.index("</body>")
+
+
 def test_tempfail_then_accept(relay):
     st, sink = relay
     job = new_job()
