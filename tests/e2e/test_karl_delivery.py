@@ -35,6 +35,7 @@ from stack import Stack, wait_for
 
 dkim = pytest.importorskip("dkim")
 from aiosmtpd.controller import Controller  # noqa: E402
+from aiosmtpd.smtp import AuthResult  # noqa: E402
 
 SIGN_DOMAIN = "lists.example"
 MESSAGE = (b"From: Alice <alice@lists.example>\nTo: demo@lists.example\n"
@@ -60,6 +61,7 @@ class Sink:
         self.tries = collections.Counter()
         self.count = 0
         self.sessions = set()      # SMTP sessions that carried a message
+        self.how = set()           # (STARTTLS used, AUTH login) per message
 
     async def handle_RCPT(self, server, session, envelope, address, opts):
         local = address.split("@")[0]
@@ -70,6 +72,8 @@ class Sink:
             return "550 5.1.1 no such user here"
         if local.startswith("later") and n == 1:
             return "451 4.3.0 try again later"
+        if local.startswith("defer"):
+            return "452 4.2.2 mailbox full"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -80,6 +84,8 @@ class Sink:
                                     envelope.original_content))
             self.count += 1
             self.sessions.add(session)
+            self.how.add((session.ssl is not None,
+                          getattr(session, "auth_data", None)))
         return "250 2.0.0 OK"
 
 
@@ -153,14 +159,39 @@ def keys():
     subprocess.run(["rm", "-rf", str(d)])
 
 
+RELAY_USER, RELAY_PASSWORD = "karl", "s3cret relay"
+
+
+def relay_auth(server, session, envelope, mechanism, auth_data):
+    ok = (auth_data.login.decode(), auth_data.password.decode()) == \
+        (RELAY_USER, RELAY_PASSWORD)
+    return AuthResult(success=ok, auth_data=auth_data.login.decode())
+
+
 @pytest.fixture(scope="module")
-def relay(keys, test_dns):
-    """(stack, sink): karl relaying to aiosmtpd, DKIM keys, fast retries."""
+def relay(keys, test_dns, tmp_path_factory):
+    """(stack, sink): karl relaying to aiosmtpd, which requires STARTTLS
+    and AUTH; DKIM keys, fast retries."""
+    import ssl
+    d = tmp_path_factory.mktemp("relay")
+    os.chmod(d, 0o755)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-keyout", str(d / "key.pem"), "-out",
+                    str(d / "cert.pem"), "-days", "1", "-subj",
+                    "/CN=localhost"], check=True, capture_output=True)
+    (d / "password").write_text(RELAY_PASSWORD + "\n")
+    os.chmod(d / "password", 0o644)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(d / "cert.pem"), str(d / "key.pem"))
     st = start_stack(ConfStack(extra_conf={
         "dns_resolver": test_dns.resolver, "dkim_keys": keys[0],
-        "karl_retry_min": "1", "karl_retry_max": "2"}))
+        "karl_retry_min": "1", "karl_retry_max": "2", "karl_max_age": "60",
+        "karl_relay_user": RELAY_USER,
+        "karl_relay_password_file": str(d / "password")}))
     sink = Sink()
-    ctl = Controller(sink, hostname="127.0.0.1", port=st.ports["karl_relay"])
+    ctl = Controller(sink, hostname="127.0.0.1", port=st.ports["karl_relay"],
+                     tls_context=ctx, require_starttls=True,
+                     auth_required=True, authenticator=relay_auth)
     ctl.start()
     yield st, sink
     ctl.stop()
@@ -253,6 +284,8 @@ def test_each_receiver_gets_its_own_signed_copy(relay, keys):
             assert d.verify(idx=idx, dnsfunc=dnsfunc), (idx, head)
         # the list headers are covered by the signatures
         assert re.search(r"h=[^;]*list-unsubscribe", head, re.I)
+    # STARTTLS (karl_relay_tls = try) and AUTH with the password file
+    assert sink.how == {(True, RELAY_USER)}, sink.how
     assert wait_for(lambda: job_status(st, job)["sent"] == 4, 10)
     s = job_status(st, job)
     assert (s["complete"], s["receivers"], s["sent"], s["failed"]) == \
@@ -355,6 +388,27 @@ def test_permanent_failure_reported_once(relay):
 
 def sanitized(st):
     return b"__asan_init" in (st.bin / "karl").read_bytes()
+
+
+def test_too_old_fails_and_is_reported(relay):
+    """A receiver that only ever gets 4xx is retried (backoff at most
+    karl_retry_max = 2 s here) until its job is karl_max_age (60 s) old,
+    then fails and is reported once."""
+    st, sink = relay
+    job = new_job()
+    addr = f"defer.{job[2:10]}@example.org"
+    t0 = time.monotonic()
+    send_job(st, job, [rcpt(addr, 1)])
+    assert wait_for(lambda: job_status(st, job)["failed"] == 1, 120), \
+        st.log_tails()
+    took = time.monotonic() - t0
+    tries = sink.tries[addr]
+    print(f"\nfailed after {took:.0f} s and {tries} attempts")
+    assert 55 <= took and tries >= 10
+    assert wait_for(lambda: st.get("karl", f"/v1/jobs/{job}/receivers",
+                                   auth=True).status == 404, 30)
+    time.sleep(3)
+    assert sink.tries[addr] == tries    # not tried again
 
 
 def rss_kb(pid):
