@@ -46,6 +46,7 @@
 #define DOM_BUCKETS	256
 #define DOM_KEEP	4096	/* idle domains kept for /v1/stats */
 #define JOB_CACHE_IDLE	4	/* unused job states kept */
+#define PARK_MAX	10000	/* receivers parked for full domains */
 #define OUT_BYTES_MAX	(256u * 1024 * 1024)	/* prepared bytes out */
 #define REPORT_RETRY	60	/* seconds until a failed report is retried */
 #define IDLE_WAIT	60	/* seconds the scheduler sleeps at most */
@@ -59,8 +60,14 @@ struct jobref {
 	struct jobref		*next;
 };
 
+struct queue {
+	struct work	*head, *tail;
+	size_t		 n;
+};
+
 struct dom {
 	char		 name[DNS_NAME_MAX + 1];
+	struct queue	 parked;	/* taken while the domain was full */
 	int		 out;		/* receivers out (scheduler's bound) */
 	int		 flying;	/* SMTP transactions */
 	long long	 sent, deferred, failed;
@@ -88,11 +95,6 @@ struct work {
 	struct work	*snext;		/* set bucket */
 };
 
-struct queue {
-	struct work	*head, *tail;
-	size_t		 n;
-};
-
 static struct {
 	pthread_mutex_t		 lock;
 	pthread_cond_t		 sched_cv, prep_cv, xport_cv, record_cv;
@@ -102,7 +104,7 @@ static struct {
 	struct dom		*doms[DOM_BUCKETS];
 	size_t			 ndoms;
 	struct jobref		*jobs;
-	size_t			 out, out_bytes, max_out;
+	size_t			 out, out_bytes, max_out, parked;
 	int			 flying;
 	int64_t			 spool_pending;
 	struct karl_smtp	*smtp;
@@ -205,7 +207,7 @@ dom_release(struct dom *d)
 {
 	struct dom **pp;
 
-	if (d->out > 0 || dl.ndoms <= DOM_KEEP)
+	if (d->out > 0 || d->parked.n > 0 || dl.ndoms <= DOM_KEEP)
 		return;
 	for (pp = &dl.doms[hash(d->name) % DOM_BUCKETS]; *pp != d;
 	    pp = &(*pp)->next)
@@ -352,6 +354,55 @@ due(struct scan *sc, const json_t *rec)
 	return kind;
 }
 
+/* dom_limit - receivers of one domain out at once towards MX hosts: its
+ * transactions and enough to keep them fed, so a domain that hangs does
+ * not fill the queues. */
+static int
+dom_limit(void)
+{
+	return cfg.karl_domain_concurrency + 2 * dl.nworkers;
+}
+
+/* dispatch - hand w to the workers (dl.lock held). */
+static void
+dispatch(struct work *w)
+{
+	w->dom->out++;
+	w->cost = karl_jobctx_size(w->job->ctx) + 4096;
+	dl.out++;
+	dl.out_bytes += w->cost;
+	q_push(&dl.prep, w);
+	metric_set(dl.m_queue, (int64_t)(dl.out - (size_t)dl.flying));
+	pthread_cond_signal(&dl.prep_cv);
+}
+
+/* unpark - dispatch d's parked receivers while it and the total have room
+ * (dl.lock held). */
+static void
+unpark(struct dom *d)
+{
+	while (d->parked.head != NULL && d->out < dom_limit() &&
+	    dl.out < dl.max_out) {
+		dl.parked--;
+		dispatch(q_pop(&d->parked));
+	}
+}
+
+/* unpark_all - unpark every domain (dl.lock held): the total bound may
+ * have held them back when their own receivers completed. */
+static void
+unpark_all(void)
+{
+	struct dom *d;
+	size_t i;
+
+	if (dl.parked == 0)
+		return;
+	for (i = 0; i < DOM_BUCKETS; i++)
+		for (d = dl.doms[i]; d != NULL; d = d->next)
+			unpark(d);
+}
+
 /* scan_one - karl_scan_fn of the scheduler. */
 static int
 scan_one(void *ctx, const char *key, json_t *rec)
@@ -361,7 +412,7 @@ scan_one(void *ctx, const char *key, json_t *rec)
 	struct work *w;
 	struct dom *d;
 	json_t *now_rec;
-	int kind, limit;
+	int kind, park;
 
 	if ((kind = due(sc, rec)) == 0)
 		goto next;
@@ -382,10 +433,8 @@ scan_one(void *ctx, const char *key, json_t *rec)
 		goto next;
 	}
 	d = dom_get(domain);
-	/* towards MX hosts each domain has its share; keep its pipeline
-	 * fed, but a domain that hangs must not fill the queues */
-	limit = cfg.karl_domain_concurrency + 2 * dl.nworkers;
-	if (kind == 1 && !dl.relay && !dl.maildir && d->out >= limit) {
+	park = kind == 1 && !dl.relay && !dl.maildir && d->out >= dom_limit();
+	if (park && dl.parked >= PARK_MAX) {
 		pthread_mutex_unlock(&dl.lock);
 		sc->busy = 1;
 		goto next;
@@ -412,15 +461,16 @@ scan_one(void *ctx, const char *key, json_t *rec)
 		goto next;
 	}
 	w->dom = dom_get(domain);
-	w->dom->out++;
-	w->cost = karl_jobctx_size(w->job->ctx) + 4096;
 	w->snext = dl.set[hash(key) % SET_BUCKETS];
 	dl.set[hash(key) % SET_BUCKETS] = w;
-	dl.out++;
-	dl.out_bytes += w->cost;
-	q_push(&dl.prep, w);
-	metric_set(dl.m_queue, (int64_t)(dl.out - (size_t)dl.flying));
-	pthread_cond_signal(&dl.prep_cv);
+	if (park) {
+		/* a full domain's receivers wait here, so the scan goes on
+		 * to other domains without coming back for them */
+		q_push(&w->dom->parked, w);
+		dl.parked++;
+		unpark(w->dom);
+	} else
+		dispatch(w);
 	pthread_mutex_unlock(&dl.lock);
 	sc->dispatched++;
 next:
@@ -455,10 +505,12 @@ karl_deliver_run(void)
 		sc.dispatched = 0;
 		sc.pending = 0;
 		pthread_mutex_lock(&dl.lock);
+		unpark_all();
 		if (sc.full) {
 			/* no room: wait for a completion */
 			while (!dl.stop && dl.out >= dl.max_out)
 				pthread_cond_wait(&dl.sched_cv, &dl.lock);
+			unpark_all();
 			if (dl.out > 0 && dl.out_bytes >= OUT_BYTES_MAX &&
 			    !dl.stop)
 				pthread_cond_wait(&dl.sched_cv, &dl.lock);
@@ -469,7 +521,7 @@ karl_deliver_run(void)
 		 * sleep until a retry is due, new receivers come in or (when
 		 * something was skipped as busy) a receiver completes */
 		sc.cursor[0] = '\0';
-		dl.spool_pending = pending + (int64_t)dl.out;
+		dl.spool_pending = pending + (int64_t)(dl.out + dl.parked);
 		jobs_trim(JOB_CACHE_IDLE);
 		if (pass_sent == 0 && !dl.kicked && !dl.stop) {
 			time_t until = sc.now + IDLE_WAIT;
@@ -812,6 +864,7 @@ flush(struct queue *q)
 			metric_add(dl.m_reported, 1);
 		set_del(w);
 		w->dom->out--;
+		unpark(w->dom);
 		dom_release(w->dom);
 		w->job->refs--;
 		dl.out--;
@@ -1031,6 +1084,10 @@ karl_deliver_fini(void)
 	for (i = 0; i < DOM_BUCKETS; i++)
 		while ((d = dl.doms[i]) != NULL) {
 			dl.doms[i] = d->next;
+			while ((w = q_pop(&d->parked)) != NULL) {
+				json_decref(w->rec);
+				free(w);
+			}
 			free(d);
 		}
 	dl.ms = messageserver_clnt_free(dl.ms);
@@ -1050,14 +1107,15 @@ karl_deliver_stats(void)
 	for (i = 0; i < DOM_BUCKETS; i++)
 		for (d = dl.doms[i]; d != NULL; d = d->next)
 			json_object_set_new(doms, d->name, json_pack(
-			    "{s:I, s:I, s:I, s:i, s:i}", F_KARL_SENT,
+			    "{s:I, s:I, s:I, s:i, s:I, s:i}", F_KARL_SENT,
 			    (json_int_t)d->sent, F_KARL_DEFERRED,
 			    (json_int_t)d->deferred, F_KARL_FAILED,
-			    (json_int_t)d->failed, "out", d->out,
-			    "in_flight", d->flying));
-	j = json_pack("{s:I, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
+			    (json_int_t)d->failed, "out", d->out, "parked",
+			    (json_int_t)d->parked.n, "in_flight", d->flying));
+	j = json_pack("{s:I, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
 	    "queue", (json_int_t)(dl.out - (size_t)dl.flying), "in_flight",
-	    dl.flying, "out", (json_int_t)dl.out, "spool_pending",
+	    dl.flying, "out", (json_int_t)dl.out, "parked",
+	    (json_int_t)dl.parked, "spool_pending",
 	    (json_int_t)dl.spool_pending, F_KARL_SENT,
 	    (json_int_t)metric_value(dl.m_sent), F_KARL_DEFERRED,
 	    (json_int_t)metric_value(dl.m_deferred), F_KARL_FAILED,

@@ -479,7 +479,8 @@ def test_memory_flat_10000(relay):
           f"VmRSS start {base} kB, first quarter max {early} kB, last "
           f"quarter max {late} kB")
     assert used <= 2 * 20      # connections are reused
-    assert late < early + 20 * 1024, (early, late)
+    if not sanitized(st):       # ASan's quarantine grows to 256 MB
+        assert late < early + 20 * 1024, (early, late)
 
 
 class HangServer:
@@ -529,7 +530,7 @@ def test_hanging_mx_does_not_stall_others():
             st.restart_karl()
             job = new_job()
             rs = [rcpt(f"h{i}@hang.test", i) for i in range(40)] + \
-                [rcpt(f"f{i}@fast.test", i) for i in range(40)] + \
+                [rcpt(f"f{i}@fast.test", i) for i in range(400)] + \
                 [rcpt(f"t{i}@two.test", i) for i in range(5)]
             t0 = time.monotonic()
             send_job(st, job, rs, footer=False)
@@ -538,7 +539,7 @@ def test_hanging_mx_does_not_stall_others():
                 (len(sink.got), st.log_tails())
             took = time.monotonic() - t0
             stats = st.get("karl", "/v1/stats", auth=True).json()
-            print(f"\n45 to fast.test and two.test in {took:.1f} s while "
+            print(f"\n405 to fast.test and two.test in {took:.1f} s while "
                   f"hang.test "
                   f"holds {stats['domains'].get('hang.test')}")
             assert took < 15
