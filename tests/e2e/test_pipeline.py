@@ -1,0 +1,173 @@
+# SPDX-License-Identifier: MIT
+"""The whole way, with every part real: a member posts by SMTP through
+nginx; smtpd, messageserver (policy, archive, outbox) and karl (footers,
+VERP, List-Unsubscribe, DKIM) carry it to an aiosmtpd sink, where every
+member's copy is checked: once per member, the list's headers, its own
+footer and signed tokens, and both DKIM signatures verified by
+python3-dkim against the keys the stack signs with."""
+import base64
+import collections
+import hashlib
+import hmac
+import os
+import smtplib
+import subprocess
+import tempfile
+import threading
+import uuid
+from email import message_from_bytes
+from email.policy import default as default_policy
+from pathlib import Path
+
+import dkim
+import pytest
+from aiosmtpd.controller import Controller
+
+from stack import Stack, wait_for
+
+DOMAIN = "localhost"
+
+
+class Sink:
+    """Every message taken, per recipient."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.got = collections.defaultdict(list)    # rcpt -> [(from, data)]
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            for r in envelope.rcpt_tos:
+                self.got[r].append((envelope.mail_from,
+                                    envelope.original_content))
+        return "250 2.0.0 OK"
+
+
+def dkim_keys(d, domain):
+    """An RSA-2048 and an Ed25519 key for domain in d: (dkim_keys config
+    value, {TXT name: record})."""
+    rsa, ed = d / "rsa.pem", d / "ed.pem"
+    for alg, out, extra in (("RSA", rsa, ["-pkeyopt", "rsa_keygen_bits:2048"]),
+                            ("ed25519", ed, [])):
+        subprocess.run(["openssl", "genpkey", "-algorithm", alg, *extra,
+                        "-out", str(out)], check=True, capture_output=True)
+        os.chmod(out, 0o644)
+
+    def pub(path):
+        return subprocess.run(["openssl", "pkey", "-in", str(path),
+                               "-pubout", "-outform", "DER"], check=True,
+                              capture_output=True).stdout
+    txt = {f"s1._domainkey.{domain}.": "v=DKIM1; k=rsa; p=" +
+           base64.b64encode(pub(rsa)).decode(),
+           # RFC 8463: the raw 32-byte key, not the SPKI DER
+           f"s2._domainkey.{domain}.": "v=DKIM1; k=ed25519; p=" +
+           base64.b64encode(pub(ed)[-32:]).decode()}
+    return f"{domain} s1 {rsa}, {domain} s2 {ed}", txt
+
+
+def verify_token(st, purpose, token):
+    """The payload of a token.h token under the stack's secret, or None."""
+    secret = (st.var / "secret").read_bytes().rstrip()
+    key = hmac.new(secret, purpose.encode(), hashlib.sha256).digest()
+    p64, expires, m64 = token.split(".")
+    payload = base64.urlsafe_b64decode(p64 + "=" * (-len(p64) % 4))
+    want = hmac.new(key, purpose.encode() + b"\n" + payload + b"\n" +
+                    expires.encode(), hashlib.sha256).digest()
+    got = base64.urlsafe_b64decode(m64 + "=" * (-len(m64) % 4))
+    return payload.decode() if hmac.compare_digest(want, got) else None
+
+
+@pytest.fixture(scope="module")
+def pipeline(test_dns):
+    d = Path(tempfile.mkdtemp(prefix="pipeline-dkim-"))
+    os.chmod(d, 0o755)
+    conf, txt = dkim_keys(d, DOMAIN)
+    st = Stack(extra_conf={"dns_resolver": test_dns.resolver,
+                           "dkim_keys": conf, "karl_retry_min": "1",
+                           "karl_retry_max": "2"})
+    try:
+        st.start()
+    except Exception:
+        st.stop()
+        raise
+    sink = Sink()
+    ctl = Controller(sink, hostname="127.0.0.1", port=st.ports["karl_relay"])
+    ctl.start()
+    yield st, sink, txt
+    ctl.stop()
+    st.stop()
+    subprocess.run(["rm", "-rf", str(d)], check=False)
+    assert not st.sanitizer_reports, st.sanitizer_reports
+
+
+def test_post_reaches_every_member_signed(pipeline):
+    st, sink, txt = pipeline
+    g = "pl" + uuid.uuid4().hex[:8]
+    members = ["alice@example.org", "bob@example.net", "carol@example.com"]
+    gid = st.sql("INSERT INTO groups (domain, name, title, subject_tag) "
+                 "VALUES ('localhost', :'v1', 'Pipeline', 'PL') "
+                 "RETURNING id", g)[0][0]
+    ids = {}
+    for m in members:
+        aid = st.sql("INSERT INTO accounts (email, display_name) VALUES "
+                     "(:'v1', :'v2') RETURNING id", m,
+                     m.split("@")[0].title())[0][0]
+        ids[m] = (aid, st.sql("INSERT INTO memberships (group_id, "
+                              "account_id) VALUES (:'v1', :'v2') "
+                              "RETURNING id", gid, aid)[0][0])
+    st.sql("INSERT INTO memberships (group_id, account_id, delivery) "
+           "SELECT :'v1', id, 'no_email' FROM accounts WHERE email = "
+           "'admin@localhost' ON CONFLICT DO NOTHING", gid)
+    msgid = f"{uuid.uuid4().hex}@example.org"
+    raw = (f"From: Alice <alice@example.org>\r\nTo: {g}@localhost\r\n"
+           f"Subject: Picnic on Saturday\r\nMessage-ID: <{msgid}>\r\n"
+           "Date: Thu, 03 Dec 2026 12:00:00 +0000\r\n\r\n"
+           "Bring a blanket.\r\n").encode()
+    with smtplib.SMTP("127.0.0.1", st.ports["smtp_public"], timeout=30) as s:
+        s.sendmail("alice@example.org", [f"{g}@localhost"], raw)
+    assert wait_for(lambda: all(m in sink.got for m in members), 60), \
+        (dict(sink.got), st.log_tails())
+    number, mid = st.sql("SELECT number, id FROM messages WHERE "
+                         "message_id = :'v1'", msgid)[0]
+
+    def dnsfunc(name, timeout=5):
+        n = name.decode() if isinstance(name, bytes) else name
+        return txt.get(n if n.endswith(".") else n + ".", "").encode()
+
+    for m in members:
+        assert len(sink.got[m]) == 1, m
+        mail_from, data = sink.got[m][0]
+        aid, membership = ids[m]
+        # VERP: group+bounces-<token>@domain, the token signed by karl
+        # over "<account>.<message>", and routed back as a bounce
+        local = mail_from.split("@")[0]
+        assert local.startswith(f"{g}+bounces-") and \
+            mail_from.endswith("@localhost"), mail_from
+        token = local[len(f"{g}+bounces-"):]
+        assert verify_token(st, "verp", token) == f"{aid}.{mid}"
+        r = st.post("messageserver", "/v1/rcpt", {"rcpt": mail_from})
+        assert r.status == 200 and r.json()["route"] == "bounce"
+        assert r.json()["detail"] == token
+        # both signatures verify over the delivered bytes
+        for idx in range(2):
+            assert dkim.DKIM(data).verify(idx=idx, dnsfunc=dnsfunc), idx
+        msg = message_from_bytes(data, policy=default_policy)
+        assert msg["Subject"] == "[PL] Picnic on Saturday"
+        assert msg["List-Id"] == f"Pipeline <{g}.localhost>"
+        assert msg["Message-ID"] == f"<{msgid}>"
+        assert msg["Archived-At"].endswith(f"/g/{g}/message/{number}>")
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        urls = [u.strip().strip("<>") for u in
+                str(msg["List-Unsubscribe"]).split(",")]
+        https = next(u for u in urls if u.startswith("https://"))
+        mailto = next(u for u in urls if u.startswith("mailto:"))
+        unsub = https.split("?t=", 1)[1]
+        assert verify_token(st, "unsubscribe", unsub) == membership
+        assert mailto == f"mailto:{g}+unsubscribe-{unsub}@localhost"
+        body = msg.get_content()
+        assert body.startswith("Bring a blanket.")
+        # the footer is this member's: their own unsubscribe link
+        assert https in body and "Pipeline" not in body.split("-=-")[0]
+    # karl finished the job; its outbox row is done
+    assert st.sql("SELECT o.status, o.receivers_sent FROM outbox o "
+                  "WHERE o.message_id = :'v1'", mid) == [["done", "3"]]
