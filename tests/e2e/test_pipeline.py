@@ -100,8 +100,17 @@ def pipeline(test_dns):
     assert not st.sanitizer_reports, st.sanitizer_reports
 
 
-def test_post_reaches_every_member_signed(pipeline):
+# libopendkim's verifier, in test_dkim's verify mode
+TEST_DKIM = Path(os.environ.get("GROUPS_BIN", Path(__file__).resolve()
+                                .parents[2] / "build" / "bin")).parent / \
+    "tests" / "test_dkim"
+
+
+def test_post_reaches_every_member_signed(pipeline, tmp_path):
     st, sink, txt = pipeline
+    keyfile = tmp_path / "keys.txt"
+    keyfile.write_text("".join(f"{n.rstrip('.')} {v}\n"
+                               for n, v in txt.items()))
     g = "pl" + uuid.uuid4().hex[:8]
     members = ["alice@example.org", "bob@example.net", "carol@example.com"]
     gid = st.sql("INSERT INTO groups (domain, name, title, subject_tag) "
@@ -148,9 +157,16 @@ def test_post_reaches_every_member_signed(pipeline):
         r = st.post("messageserver", "/v1/rcpt", {"rcpt": mail_from})
         assert r.status == 200 and r.json()["route"] == "bounce"
         assert r.json()["detail"] == token
-        # both signatures verify over the delivered bytes
+        # both signatures verify over the delivered bytes, for
+        # python3-dkim and for libopendkim's verifier
         for idx in range(2):
             assert dkim.DKIM(data).verify(idx=idx, dnsfunc=dnsfunc), idx
+        r = subprocess.run([str(TEST_DKIM)], input=data, env=dict(
+            os.environ, DKIM_VERIFY_KEYS=str(keyfile)), capture_output=True)
+        assert r.returncode == 0, (r.stdout, r.stderr)
+        assert sorted(r.stdout.decode().split("\n")[:2]) == [
+            "ed25519-sha256 localhost s2 pass",
+            "rsa-sha256 localhost s1 pass"], r.stdout
         msg = message_from_bytes(data, policy=default_policy)
         assert msg["Subject"] == "[PL] Picnic on Saturday"
         assert msg["List-Id"] == f"Pipeline <{g}.localhost>"
