@@ -99,6 +99,7 @@ static struct {
 	pthread_mutex_t		 lock;
 	pthread_cond_t		 sched_cv, prep_cv, xport_cv, record_cv;
 	int			 stop, kicked, completed, xport_done;
+	time_t			 wake_at;	/* earliest retry of one out */
 	struct queue		 prep, ready, record;
 	struct work		*set[SET_BUCKETS];
 	struct dom		*doms[DOM_BUCKETS];
@@ -428,8 +429,9 @@ scan_one(void *ctx, const char *key, json_t *rec)
 		return 1;		/* resume at this key */
 	}
 	if (set_find(key) != NULL) {
+		/* out or parked: its outcome wakes the scheduler if it must
+		 * go again (dl.wake_at, dl.kicked) */
 		pthread_mutex_unlock(&dl.lock);
-		sc->busy = 1;
 		goto next;
 	}
 	d = dom_get(domain);
@@ -518,10 +520,15 @@ karl_deliver_run(void)
 			continue;
 		}
 		/* end of a pass: start again at once if it found work, else
-		 * sleep until a retry is due, new receivers come in or (when
-		 * something was skipped as busy) a receiver completes */
+		 * sleep until a retry is due (one seen by the pass, or one of
+		 * a receiver that was out), new receivers come in or (when
+		 * the parking lot was full) a receiver completes */
 		sc.cursor[0] = '\0';
 		dl.spool_pending = pending + (int64_t)(dl.out + dl.parked);
+		if (dl.wake_at != 0 && (sc.next_due == 0 ||
+		    dl.wake_at < sc.next_due))
+			sc.next_due = dl.wake_at;
+		dl.wake_at = 0;
 		jobs_trim(JOB_CACHE_IDLE);
 		if (pass_sent == 0 && !dl.kicked && !dl.stop) {
 			time_t until = sc.now + IDLE_WAIT;
@@ -530,13 +537,21 @@ karl_deliver_run(void)
 				until = sc.next_due;
 			if (pass_busy && sc.now + 1 < until)
 				until = sc.now + 1;
-			ts.tv_sec = until;
-			ts.tv_nsec = 0;
 			dl.completed = 0;
-			while (!dl.kicked && !dl.stop && time(NULL) < until &&
-			    !(pass_busy && dl.completed))
+			for (;;) {
+				time_t t = until;
+
+				/* a receiver out meanwhile may be due sooner */
+				if (dl.wake_at != 0 && dl.wake_at < t)
+					t = dl.wake_at;
+				if (dl.kicked || dl.stop || time(NULL) >= t ||
+				    (pass_busy && dl.completed))
+					break;
+				ts.tv_sec = t;
+				ts.tv_nsec = 0;
 				pthread_cond_timedwait(&dl.sched_cv, &dl.lock,
 				    &ts);
+			}
 		}
 		dl.kicked = 0;
 		pthread_mutex_unlock(&dl.lock);
@@ -842,6 +857,14 @@ flush(struct queue *q)
 	pthread_mutex_lock(&dl.lock);
 	for (i = 0; (w = q_pop(q)) != NULL; i++) {
 		const char *st = rec_str(recs[i], F_KARL_STATE);
+		time_t next = (time_t)rec_int(recs[i], R_NEXT);
+
+		/* the scan skipped it while it was out: say when it is due */
+		if (rc != 0 || (strcmp(st, F_KARL_FAILED) == 0 &&
+		    !json_is_true(json_object_get(recs[i], R_REPORTED))))
+			next = now;
+		if (next != 0 && (dl.wake_at == 0 || next < dl.wake_at))
+			dl.wake_at = next;
 
 		if (rc == 0 && !w->report) {
 			/* on a failed write the receiver stays as it was
