@@ -1038,7 +1038,7 @@ karl_deliver_init(void)
 	dl.maildir = strcmp(cfg.karl_transport, "maildir") == 0;
 	dl.relay = cfg.karl_relay_host != NULL && *cfg.karl_relay_host != '\0';
 	dl.nworkers = cfg.karl_workers;
-	dl.max_out = (size_t)cfg.karl_concurrency * 2 +
+	dl.max_out = (size_t)cfg.karl_concurrency * 4 +
 	    (size_t)dl.nworkers * 4;
 	dl.rnd = (uint64_t)time(NULL) * 2654435761u | 1;
 	if (!dl.maildir &&
