@@ -66,7 +66,8 @@
 #define KARL_BATCH_NO_MAX	99999999 /* highest batch number (8 digits) */
 
 #define API_KARL_SEND		"/v1/send"
-#define API_KARL_JOBS		"/v1/jobs/"	/* + id [+ "/receivers"] */
+#define API_KARL_JOBS		"/v1/jobs/"	/* + id [+ "/receivers"|"/message"] */
+#define API_KARL_STATS		"/v1/stats"	/* GET: queue and outcome counts */
 
 #define F_KARL_JOB		"job"
 #define F_KARL_BATCH		"batch"

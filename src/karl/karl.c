@@ -20,7 +20,7 @@
 static struct httpd_route karl_routes[] = {
 	{ "POST", API_KARL_SEND, karl_send_handler, HTTPD_JSON, 0 },
 	{ "GET", API_KARL_JOBS, karl_jobs_handler, HTTPD_PREFIX, 0 },
-	{ "GET", KARL_STATS, karl_stats_handler, 0, 0 },
+	{ "GET", API_KARL_STATS, karl_stats_handler, 0, 0 },
 	HTTPD_ROUTE_END
 };
 

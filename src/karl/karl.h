@@ -14,7 +14,6 @@
 #include "httpd.h"
 #include "karl_clnt.h"
 
-#define KARL_STATS		"/v1/stats"	/* GET: delivery counts */
 #define KARL_LIST_MAX		100000	/* receivers in one listing */
 #define KARL_KIND_MAX		16	/* bytes of a kind name, with NUL */
 
