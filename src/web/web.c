@@ -2,7 +2,8 @@
 /*
  * web - the HTML user interface and JSON API, behind nginx.
  *
- * Endpoints: GET / (the group directory); /healthz and /metrics.  Pages are
+ * Endpoints: GET / (the group directory), GET and POST /unsubscribe (the
+ * one-click link in members' mail); /healthz and /metrics.  Pages are
  * public (browsers do not hold the inter-daemon secret); nginx terminates
  * TLS and serves /static/.  web never sends mail: posts go to
  * messageserver.  Trusts: nothing from the browser.  Privileges: none
@@ -14,6 +15,8 @@
 
 static const struct httpd_route web_routes[] = {
 	{ "GET", "/", web_page_home, HTTPD_PUBLIC, 0 },
+	{ "GET", "/unsubscribe", web_unsubscribe_page, HTTPD_PUBLIC, 0 },
+	{ "POST", "/unsubscribe", web_unsubscribe_post, HTTPD_PUBLIC, 4096 },
 	HTTPD_ROUTE_END
 };
 

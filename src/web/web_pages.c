@@ -14,9 +14,8 @@
 #include "strbuf.h"
 #include "web.h"
 
-/* html_escape - append s with &, <, >, ", ' escaped. */
-static void
-html_escape(struct strbuf *sb, const char *s)
+void
+web_html_escape(struct strbuf *sb, const char *s)
 {
 	for (; *s != '\0'; s++) {
 		switch (*s) {
@@ -30,8 +29,8 @@ html_escape(struct strbuf *sb, const char *s)
 	}
 }
 
-static void
-page_head(struct strbuf *sb, const char *title)
+void
+web_page_head(struct strbuf *sb, const char *title)
 {
 	strbuf_puts(sb, "<!doctype html>\n<html lang=\"en\"><head>"
 	    "<meta charset=\"utf-8\">"
@@ -40,7 +39,7 @@ page_head(struct strbuf *sb, const char *title)
 	    "<link rel=\"stylesheet\" "
 	    "href=\"/static/bootstrap/css/bootstrap.min.css\">"
 	    "<title>");
-	html_escape(sb, title);
+	web_html_escape(sb, title);
 	strbuf_puts(sb, "</title></head><body>"
 	    "<nav class=\"navbar navbar-dark bg-dark mb-4\"><div "
 	    "class=\"container\"><a class=\"navbar-brand\" href=\"/\">"
@@ -64,18 +63,18 @@ web_page_home(struct httpd_req *req)
 	if (r == NULL)
 		return httpd_reply_error(req, 503, "database unavailable");
 	sb = strbuf_new(4096);
-	page_head(sb, "Groups");
+	web_page_head(sb, "Groups");
 	strbuf_puts(sb, "<h1 class=\"h3 mb-3\">Groups</h1>"
 	    "<div class=\"list-group\">");
 	for (i = 0; i < PQntuples(r); i++) {
 		strbuf_puts(sb, "<div class=\"list-group-item\"><h2 "
 		    "class=\"h5 mb-1\">");
-		html_escape(sb, PQgetvalue(r, i, 1)[0] ? PQgetvalue(r, i, 1) :
+		web_html_escape(sb, PQgetvalue(r, i, 1)[0] ? PQgetvalue(r, i, 1) :
 		    PQgetvalue(r, i, 0));
 		strbuf_puts(sb, " <small class=\"text-muted\">");
-		html_escape(sb, PQgetvalue(r, i, 0));
+		web_html_escape(sb, PQgetvalue(r, i, 0));
 		strbuf_puts(sb, "</small></h2><p class=\"mb-0\">");
-		html_escape(sb, PQgetvalue(r, i, 2));
+		web_html_escape(sb, PQgetvalue(r, i, 2));
 		strbuf_puts(sb, "</p></div>");
 	}
 	if (PQntuples(r) == 0)

@@ -143,6 +143,7 @@ def test_post_reaches_every_member_signed(pipeline, tmp_path):
         n = name.decode() if isinstance(name, bytes) else name
         return txt.get(n if n.endswith(".") else n + ".", "").encode()
 
+    unsub_urls = {}
     for m in members:
         assert len(sink.got[m]) == 1, m
         mail_from, data = sink.got[m][0]
@@ -184,6 +185,45 @@ def test_post_reaches_every_member_signed(pipeline, tmp_path):
         assert body.startswith("Bring a blanket.")
         # the footer is this member's: their own unsubscribe link
         assert https in body and "Pipeline" not in body.split("-=-")[0]
+        # the MIME structure is sound for Python's parser
+        assert not msg.defects and all(not p.defects for p in msg.walk())
+        unsub_urls[m] = https
     # karl finished the job; its outbox row is done
     assert st.sql("SELECT o.status, o.receivers_sent FROM outbox o "
                   "WHERE o.message_id = :'v1'", mid) == [["done", "3"]]
+
+    # RFC 8058 one-click: the URL POSTed through nginx, no cookie, the
+    # body mail providers send: bob is out, the others stay
+    path = unsub_urls["bob@example.net"].split("://", 1)[1]
+    path = path[path.index("/"):]
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    r = st.https("GET", path)
+    assert r.status == 200 and b'method="post"' in r.body
+    assert member_count(st, gid) == 3      # GET changes nothing
+    r = st.https("POST", path, body=b"List-Unsubscribe=One-Click",
+                 headers=form)
+    assert r.status == 200 and b"no longer a member" in r.body, r
+    assert sorted(x[0] for x in st.sql(
+        "SELECT a.email FROM memberships m JOIN accounts a ON "
+        "a.id = m.account_id WHERE m.group_id = :'v1' AND "
+        "a.email <> 'admin@localhost'", gid)) == [
+        "alice@example.org", "carol@example.com"]
+    assert st.sql("SELECT count(*) FROM activity_log WHERE group_id = :'v1' "
+                  "AND action = 'member.unsubscribe'", gid) == [["1"]]
+    r = st.https("POST", path, body=b"List-Unsubscribe=One-Click",
+                 headers=form)
+    assert r.status == 200 and b"Not subscribed" in r.body
+    # a forged or damaged token does nothing
+    bad = path[:-3] + ("AAA" if not path.endswith("AAA") else "BBB")
+    r = st.https("POST", bad, body=b"List-Unsubscribe=One-Click",
+                 headers=form)
+    assert r.status == 400
+    r = st.https("POST", "/unsubscribe", body=b"", headers=form)
+    assert r.status == 400
+    assert member_count(st, gid) == 2
+
+
+def member_count(st, gid):
+    return int(st.sql("SELECT count(*) FROM memberships m JOIN accounts a "
+                      "ON a.id = m.account_id WHERE m.group_id = :'v1' AND "
+                      "a.email <> 'admin@localhost'", gid)[0][0])
