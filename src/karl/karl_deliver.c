@@ -45,6 +45,7 @@
 #define SET_BUCKETS	1024	/* receivers out, by key */
 #define DOM_BUCKETS	256
 #define DOM_KEEP	4096	/* idle domains kept for /v1/stats */
+#define DOM_METRICS_MAX	100	/* domains with their own metric labels */
 #define JOB_CACHE_IDLE	4	/* unused job states kept */
 #define PARK_MAX	10000	/* receivers parked for full domains */
 #define OUT_BYTES_MAX	(256u * 1024 * 1024)	/* prepared bytes out */
@@ -71,6 +72,9 @@ struct dom {
 	int		 out;		/* receivers out (scheduler's bound) */
 	int		 flying;	/* SMTP transactions */
 	long long	 sent, deferred, failed;
+	/* outcomes in /metrics, labelled with the domain (DOM_METRICS_MAX
+	 * of them; later domains share domain="other") */
+	struct metric	*m_sent, *m_deferred, *m_failed;
 	struct dom	*next;
 };
 
@@ -185,6 +189,30 @@ set_del(struct work *w)
 		}
 }
 
+/* dom_metrics - the domain's outcome counters; the registry hands back
+ * the same ones when a forgotten domain comes again.  Domain names are
+ * DNS names (letters, digits, '-', '.', '_'), safe inside a label. */
+static void
+dom_metrics(struct dom *d)
+{
+	static int labelled;
+	char label[DNS_NAME_MAX + 16];
+
+	if (labelled < DOM_METRICS_MAX && strspn(d->name,
+	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	    "-._") == strlen(d->name)) {
+		labelled++;
+		snprintf(label, sizeof(label), "domain=\"%s\"", d->name);
+	} else
+		snprintf(label, sizeof(label), "domain=\"other\"");
+	d->m_sent = metric_counter("karl_domain_sent_total",
+	    "copies delivered, by destination domain", label);
+	d->m_deferred = metric_counter("karl_domain_deferred_total",
+	    "temporary failures, by destination domain", label);
+	d->m_failed = metric_counter("karl_domain_failed_total",
+	    "permanent failures, by destination domain", label);
+}
+
 /* dom_get - the entry of domain name (dl.lock held; created). */
 static struct dom *
 dom_get(const char *name)
@@ -196,6 +224,7 @@ dom_get(const char *name)
 			return d;
 	d = xcalloc(1, sizeof(*d));
 	strlcpy_chk(d->name, name, sizeof(d->name));
+	dom_metrics(d);
 	d->next = *b;
 	*b = d;
 	dl.ndoms++;
@@ -871,12 +900,15 @@ flush(struct queue *q)
 			 * and goes again: a duplicate, never a loss */
 			if (w->ok) {
 				metric_add(dl.m_sent, 1);
+				metric_add(w->dom->m_sent, 1);
 				w->dom->sent++;
 			} else if (strcmp(st, F_KARL_FAILED) == 0) {
 				metric_add(dl.m_failed, 1);
+				metric_add(w->dom->m_failed, 1);
 				w->dom->failed++;
 			} else {
 				metric_add(dl.m_deferred, 1);
+				metric_add(w->dom->m_deferred, 1);
 				w->dom->deferred++;
 			}
 			if (!w->ok)

@@ -304,6 +304,11 @@ def test_each_receiver_gets_its_own_signed_copy(relay, keys):
     assert all(len(sink.got[r["to"]]) == 1 for r in rs)
     stats = st.get("karl", "/v1/stats", auth=True).json()
     assert stats["sent"] >= 4 and stats["domains"]["example.org"]["sent"] >= 4
+    # and /metrics, labelled by destination domain
+    m = st.get("karl", "/metrics").text
+    line = next(x for x in m.splitlines() if x.startswith(
+        'karl_domain_sent_total{domain="example.org"}'))
+    assert int(line.split()[-1]) >= 4
 
 
 HTML_MESSAGE = (b"From: Alice <alice@lists.example>\nTo: demo@lists.example\n"
