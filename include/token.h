@@ -39,6 +39,26 @@ int	 token_verify(const unsigned char key[TOKEN_KEY_LEN],
 	    const char *purpose, const char *token, time_t now,
 	    char **payload, size_t *lenp);
 
+/*
+ * Short tokens, for VERP addresses, where a local part should stay within
+ * RFC 5321's 64 octets and may have its case changed on the way back:
+ * payload "." mac, the payload in lowercase letters, digits, '.' and '-'
+ * (at most TOKEN_SHORT_PAYLOAD_MAX), the mac the first 80 bits of the
+ * token MAC (expires 0) in lowercase base32.  Verification ignores case.
+ */
+#define TOKEN_SHORT_PAYLOAD_MAX	32
+#define TOKEN_SHORT_MAC		10	/* bytes of MAC kept */
+#define TOKEN_SHORT_MAC_CHARS	16	/* their base32 */
+
+/* token_short_sign - allocated, or NULL when payload is not allowed. */
+char	*token_short_sign(const unsigned char key[TOKEN_KEY_LEN],
+	    const char *purpose, const char *payload);
+/* token_short_verify - TOKEN_OK with the payload (lower case) copied to
+ * payload (paylen bytes), or TOKEN_BAD. */
+int	 token_short_verify(const unsigned char key[TOKEN_KEY_LEN],
+	    const char *purpose, const char *token, char *payload,
+	    size_t paylen);
+
 /* token_b64url_encode - returns allocated, unpadded base64url of data. */
 char	*token_b64url_encode(const unsigned char *data, size_t len);
 /* token_b64url_decode - returns allocated bytes (NUL appended) or NULL. */

@@ -170,6 +170,87 @@ out:
 	return rc;
 }
 
+/* short_mac - the first TOKEN_SHORT_MAC bytes of the token MAC of
+ * payload (expires "0"), in lowercase base32 (RFC 4648 alphabet, lower
+ * case): TOKEN_SHORT_MAC_CHARS characters. */
+static void
+short_mac(const unsigned char key[TOKEN_KEY_LEN], const char *purpose,
+    const char *payload, size_t len, char out[TOKEN_SHORT_MAC_CHARS + 1])
+{
+	static const char b32[] = "abcdefghijklmnopqrstuvwxyz234567";
+	unsigned char mac[crypto_auth_hmacsha256_BYTES];
+	unsigned bits = 0, acc = 0;
+	size_t i, o = 0;
+
+	token_mac(key, purpose, (const unsigned char *)payload, len, "0", mac);
+	for (i = 0; i < TOKEN_SHORT_MAC; i++) {
+		acc = (acc << 8) | mac[i];
+		bits += 8;
+		while (bits >= 5) {
+			out[o++] = b32[(acc >> (bits - 5)) & 31];
+			bits -= 5;
+		}
+	}
+	out[o] = '\0';
+}
+
+/* short_payload_ok - lowercase letters, digits, '.', '-', at most
+ * TOKEN_SHORT_PAYLOAD_MAX: safe in any local part, whatever the case. */
+static int
+short_payload_ok(const char *p, size_t len)
+{
+	return len > 0 && len <= TOKEN_SHORT_PAYLOAD_MAX && strspn(p,
+	    "abcdefghijklmnopqrstuvwxyz0123456789.-") == len;
+}
+
+char *
+token_short_sign(const unsigned char key[TOKEN_KEY_LEN], const char *purpose,
+    const char *payload)
+{
+	char mac[TOKEN_SHORT_MAC_CHARS + 1];
+	size_t len = strlen(payload);
+
+	if (!short_payload_ok(payload, len))
+		return NULL;
+	token_init_sodium();
+	short_mac(key, purpose, payload, len, mac);
+	return xasprintf("%s.%s", payload, mac);
+}
+
+int
+token_short_verify(const unsigned char key[TOKEN_KEY_LEN],
+    const char *purpose, const char *token, char *payload, size_t paylen)
+{
+	char want[TOKEN_SHORT_MAC_CHARS + 1], got[TOKEN_SHORT_MAC_CHARS + 1];
+	char p[TOKEN_SHORT_PAYLOAD_MAX + 1];
+	const char *dot = strrchr(token, '.');
+	size_t len, i;
+
+	if (dot == NULL || strlen(dot + 1) != TOKEN_SHORT_MAC_CHARS)
+		return TOKEN_BAD;
+	len = (size_t)(dot - token);
+	if (len == 0 || len > TOKEN_SHORT_PAYLOAD_MAX)
+		return TOKEN_BAD;
+	/* MTAs may change the case of a local part: compare in lower case */
+	for (i = 0; i < len; i++)
+		p[i] = (char)(token[i] >= 'A' && token[i] <= 'Z' ?
+		    token[i] - 'A' + 'a' : token[i]);
+	p[len] = '\0';
+	for (i = 0; i < TOKEN_SHORT_MAC_CHARS; i++)
+		got[i] = (char)(dot[1 + i] >= 'A' && dot[1 + i] <= 'Z' ?
+		    dot[1 + i] - 'A' + 'a' : dot[1 + i]);
+	got[i] = '\0';
+	if (!short_payload_ok(p, len))
+		return TOKEN_BAD;
+	token_init_sodium();
+	short_mac(key, purpose, p, len, want);
+	if (sodium_memcmp(want, got, TOKEN_SHORT_MAC_CHARS) != 0)
+		return TOKEN_BAD;
+	if (payload != NULL && strlcpy_chk(payload, p, paylen) == -1)
+		return TOKEN_BAD;
+	return TOKEN_OK;
+}
+
 void
 token_random_id(char *out, size_t n)
 {

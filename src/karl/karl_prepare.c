@@ -11,7 +11,11 @@
  * job's sign_domain (rsa-sha256 and ed25519-sha256 when both are there).
  * The envelope sender is local "-" token "@" domain, token signing the
  * receiver's verp string (key "verp" derived from the system secret), so
- * messageserver can map a bounce back to its member.  Thread-safe: the
+ * messageserver can map a bounce back to its member.  The token is the
+ * short form (token_short_sign: payload "." 80-bit MAC in base32, case-
+ * insensitive) when the verp string allows it, as messageserver's
+ * "<account>.<message>" does, keeping the local part near RFC 5321's 64
+ * octets; other strings get the full token.  Thread-safe: the
  * workers share one job state.  The private keys are read once, here.
  */
 #include <ctype.h>
@@ -293,7 +297,8 @@ karl_prepare_message(const struct karl_jobctx *j, const json_t *rec,
 		data = NULL;
 	if (verp == NULL)
 		verp = "";
-	if ((tok = token_sign(prep_verp_key, "verp", verp, strlen(verp),
+	if ((tok = token_short_sign(prep_verp_key, "verp", verp)) == NULL &&
+	    (tok = token_sign(prep_verp_key, "verp", verp, strlen(verp),
 	    0)) == NULL) {
 		snprintf(err, errlen, "verp string too long");
 		return -1;

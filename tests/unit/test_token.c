@@ -281,6 +281,51 @@ test_b64url(void **state)
 	free(d);
 }
 
+/* Short (VERP) tokens: a known answer computed with Python's hmac and
+ * base64.b32encode, case-insensitive verification, every one-character
+ * change refused, payloads outside the alphabet refused. */
+static void
+test_short_tokens(void **state)
+{
+	unsigned char key[TOKEN_KEY_LEN];
+	char *tok, payload[TOKEN_SHORT_PAYLOAD_MAX + 1], bad[64];
+	const char *const refused[] = { "", "UPPER", "a b", "a+b", "a@b",
+	    "a_b", "0123456789012345678901234567890123" };
+	size_t i, j;
+
+	(void)state;
+	test_key(key);
+	tok = token_short_sign(key, "verp", "12.345");
+	assert_non_null(tok);
+	assert_string_equal(tok, "12.345.3vw5v7s3hswu7w6q");
+	assert_int_equal(token_short_verify(key, "verp", tok, payload,
+	    sizeof(payload)), TOKEN_OK);
+	assert_string_equal(payload, "12.345");
+	/* an MTA that upper-cases the local part */
+	assert_int_equal(token_short_verify(key, "verp",
+	    "12.345.3VW5V7S3HSWU7W6Q", payload, sizeof(payload)), TOKEN_OK);
+	/* other purpose, other key */
+	assert_int_equal(token_short_verify(key, "other", tok, NULL, 0),
+	    TOKEN_BAD);
+	for (i = 0; i < strlen(tok); i++) {
+		snprintf(bad, sizeof(bad), "%s", tok);
+		for (j = 0; j < 2; j++) {
+			bad[i] = j ? '9' : 'x';
+			if (bad[i] == tok[i])
+				continue;
+			assert_int_equal(token_short_verify(key, "verp", bad,
+			    NULL, 0), TOKEN_BAD);
+		}
+	}
+	assert_int_equal(token_short_verify(key, "verp", "12.345", NULL, 0),
+	    TOKEN_BAD);
+	assert_int_equal(token_short_verify(key, "verp", "", NULL, 0),
+	    TOKEN_BAD);
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		assert_null(token_short_sign(key, "verp", refused[i]));
+	free(tok);
+}
+
 static void
 test_random_id(void **state)
 {
@@ -307,6 +352,7 @@ main(void)
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_payload_limits_and_binary),
 		cmocka_unit_test(test_b64url),
+		cmocka_unit_test(test_short_tokens),
 		cmocka_unit_test(test_random_id),
 	};
 
