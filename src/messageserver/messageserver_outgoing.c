@@ -8,7 +8,8 @@
  * trace and list headers another list or the poster put there (Return-
  * Path, Delivered-To, List-*, Archived-At, Sender, Precedence, X-Loop,
  * Errors-To), and the headers rewritten here.  Added once per message:
- * Subject with the [tag] prefix, List-Id, List-Post, List-Help,
+ * Subject with the group's subject_tag (e.g. "[demo]"; empty: none) in
+ * front unless the subject already has it, List-Id, List-Post, List-Help,
  * List-Subscribe, List-Archive, Archived-At, Sender, Precedence: list,
  * X-Loop, Reply-To by group policy.  DMARC: when the poster's domain
  * publishes p=reject or p=quarantine (or the lookup failed, to be safe),
@@ -111,15 +112,11 @@ mailbox(const char *name, const char *addr)
 	return out;
 }
 
-/* has_tag - 1 if subject already carries "[tag]" (replies do). */
+/* has_tag - 1 if subject already carries tag (replies do). */
 static int
 has_tag(const char *subject, const char *tag)
 {
-	char *needle = xasprintf("[%s]", tag);
-	int found = strcasestr(subject, needle) != NULL;
-
-	free(needle);
-	return found;
+	return strcasestr(subject, tag) != NULL;
 }
 
 int
@@ -179,14 +176,14 @@ messageserver_outgoing(const struct ms_outgoing *o, size_t *lenp)
 	size_t end, flen, len = o->rawlen;
 	struct strbuf *sb = strbuf_new(len + 2048);
 	char *tmp, *subject, *listaddr, *from;
-	const char *tag = o->subject_tag[0] ? o->subject_tag : o->group;
+	const char *tag = o->subject_tag;
 	int new_subject, rewrite = o->rewrite_from;
 	/* with "sender" the poster's own From/Reply-To already answer */
 	int own_reply_to = rewrite ||
 	    strcmp(o->reply_to_policy, "sender") != 0;
 
 	end = header_end(raw, len, &nl);
-	new_subject = !has_tag(o->subject, tag);
+	new_subject = tag[0] != '\0' && !has_tag(o->subject, tag);
 	listaddr = xasprintf("%s@%s", o->group, o->domain);
 
 	/* keep the poster's fields, less the ones replaced below */
@@ -218,7 +215,7 @@ messageserver_outgoing(const struct ms_outgoing *o, size_t *lenp)
 	}
 
 	if (new_subject) {
-		subject = xasprintf("[%s] %s", tag, o->subject);
+		subject = xasprintf("%s %s", tag, o->subject);
 		tmp = g_mime_utils_header_encode_text(NULL, subject, "utf-8");
 		put_header(sb, "Subject", tmp, nl);
 		g_free(tmp);

@@ -126,7 +126,7 @@ def test_post_reaches_every_member_signed(pipeline, tmp_path):
     g = "pl" + uuid.uuid4().hex[:8]
     members = ["alice@example.org", "bob@example.net", "carol@example.com"]
     gid = st.sql("INSERT INTO groups (domain, name, title, subject_tag) "
-                 "VALUES ('localhost', :'v1', 'Pipeline', 'PL') "
+                 "VALUES ('localhost', :'v1', 'Pipeline', '[PL]') "
                  "RETURNING id", g)[0][0]
     ids = {}
     for m in members:

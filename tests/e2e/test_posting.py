@@ -460,7 +460,7 @@ def header(msg, name):
 
 
 def test_members_copy_has_list_headers(stack):
-    g, _ = make_group(stack, [MEMBER], subject_tag="Club")
+    g, _ = make_group(stack, [MEMBER], subject_tag="[Club]")
     raw, msgid = message(g, subject="Meeting notes", extra=(
         "List-Id: somebody else's list <other.example.net>\r\n"
         "Return-Path: <bogus@example.net>\r\nX-Custom: kept\r\n"))
@@ -485,6 +485,13 @@ def test_members_copy_has_list_headers(stack):
     assert header(msg, "Message-ID") == [f"<{msgid}>"]
     assert header(msg, "From") == ["Poster <member@example.org>"]
     assert msg.endswith(b"\r\n\r\nhello group\r\n")
+    # no subject_tag: the subject stays as the poster wrote it
+    g2, _ = make_group(stack, [MEMBER])
+    raw, _ = message(g2, subject="Untagged")
+    inbound(stack, g2, raw)
+    rows2 = handed_over(stack, g2)
+    assert header(karl_message(stack, f"post-{rows2[0][0]}"),
+                  "Subject") == ["Untagged"]
     # a reply keeps one tag, not two
     raw, _ = message(g, subject="Re: [Club] Meeting notes",
                      extra=f"In-Reply-To: <{msgid}>\r\n")
@@ -502,7 +509,8 @@ def test_members_copy_has_list_headers(stack):
     ("erin@mail.orgreject.test", True),     # sp=reject of the org domain
 ])
 def test_dmarc_from_rewrite(stack, sender, rewritten):
-    g, _ = make_group(stack, [(sender, {})], reply_to="group")
+    g, _ = make_group(stack, [(sender, {})], reply_to="group",
+                      subject_tag="[T]")
     raw, _ = message(g, sender=sender, name="Pat Poster",
                      extra="DKIM-Signature: v=1; a=rsa-sha256; d=x; b=abc\r\n")
     assert inbound(stack, g, raw, mail_from=sender)["status"] == "archived"

@@ -51,6 +51,24 @@ body_of(const char *s, size_t len, size_t *blen)
 	return NULL;
 }
 
+/* starts_line - 1 if field begins s or a line of s. */
+static int
+starts_line(const char *s, size_t len, const char *field)
+{
+	size_t n = strlen(field);
+	char *nl = malloc(n + 2);
+	int found;
+
+	if (nl == NULL)
+		abort();
+	nl[0] = '\n';
+	memcpy(nl + 1, field, n + 1);
+	found = (len >= n && memcmp(s, field, n) == 0) ||
+	    memmem(s, len, nl, n + 1) != NULL;
+	free(nl);
+	return found;
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -69,7 +87,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	o.group = "fuzz";
 	o.domain = "example.org";
 	o.title = "Fuzz Group";
-	o.subject_tag = (data[0] & 4) ? "" : "FZ";
+	o.subject_tag = (data[0] & 4) ? "" : "[FZ]";
 	o.reply_to_policy = policies[data[0] & 3];
 	o.subject = "a subject \xc3\xa9";
 	o.from_addr = "poster@example.net";
@@ -79,8 +97,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	o.rewrite_from = (data[0] & 16) != 0;
 	out = messageserver_outgoing(&o, &outlen);
 	/* our fields start lines of their own */
-	if (out == NULL || memmem(out, outlen, "\nX-Loop: fuzz@example.org",
-	    25) == NULL || memmem(out, outlen, "\nList-Id: ", 10) == NULL)
+	if (out == NULL || !starts_line(out, outlen,
+	    "X-Loop: fuzz@example.org") || !starts_line(out, outlen,
+	    "List-Id: "))
 		abort();
 	ib = body_of(o.raw, o.rawlen, &iblen);
 	if (ib != NULL) {
