@@ -12,11 +12,7 @@ The sink answers per recipient: "later*" 451 the first time, "reject*"
 550.  MX mode: dnsmasq gives fast.test and hang.test MX hosts 127.0.0.2
 and 127.0.0.3 (port 25), the second accepts TCP and never answers.
 """
-import asyncio
 import base64
-import collections
-import hashlib
-import hmac
 import os
 import re
 import signal
@@ -31,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from dnsserver import DnsServer
+from mailtest import Sink, dkim_keys, verify_short_token, verify_token
 from stack import Stack, wait_for
 
 dkim = pytest.importorskip("dkim")
@@ -48,71 +45,9 @@ def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def b64url_dec(s):
-    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
-
-
-class Sink:
-    """aiosmtpd handler keeping every message taken, per recipient."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.got = collections.defaultdict(list)    # rcpt -> [(from, data)]
-        self.tries = collections.Counter()
-        self.count = 0
-        self.sessions = set()      # SMTP sessions that carried a message
-        self.how = set()           # (STARTTLS used, AUTH login) per message
-
-    async def handle_RCPT(self, server, session, envelope, address, opts):
-        local = address.split("@")[0]
-        with self.lock:
-            self.tries[address] += 1
-            n = self.tries[address]
-        if local.startswith("reject"):
-            return "550 5.1.1 no such user here"
-        if local.startswith("later") and n == 1:
-            return "451 4.3.0 try again later"
-        if local.startswith("defer"):
-            return "452 4.2.2 mailbox full"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        with self.lock:
-            for r in envelope.rcpt_tos:
-                self.got[r].append((envelope.mail_from,
-                                    envelope.original_content))
-            self.count += 1
-            self.sessions.add(session)
-            self.how.add((session.ssl is not None,
-                          getattr(session, "auth_data", None)))
-        return "250 2.0.0 OK"
-
-
 def keygen(d):
     """RSA and Ed25519 keys in d; returns (dkim_keys value, TXT records)."""
-    rsa, ed = d / "rsa.pem", d / "ed.pem"
-    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
-                    "rsa_keygen_bits:2048", "-out", str(rsa)], check=True,
-                   capture_output=True)
-    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out",
-                    str(ed)], check=True, capture_output=True)
-    for f in (rsa, ed):
-        os.chmod(f, 0o644)
-    rsa_pub = subprocess.run(["openssl", "pkey", "-in", str(rsa), "-pubout",
-                              "-outform", "DER"], check=True,
-                             capture_output=True).stdout
-    ed_pub = subprocess.run(["openssl", "pkey", "-in", str(ed), "-pubout",
-                             "-outform", "DER"], check=True,
-                            capture_output=True).stdout[-32:]
-    txt = {
-        f"rsa._domainkey.{SIGN_DOMAIN}.":
-            "v=DKIM1; k=rsa; p=" + base64.b64encode(rsa_pub).decode(),
-        f"ed._domainkey.{SIGN_DOMAIN}.":
-            "v=DKIM1; k=ed25519; p=" + base64.b64encode(ed_pub).decode(),
-    }
-    conf = f"{SIGN_DOMAIN} rsa {rsa}, {SIGN_DOMAIN} ed {ed}"
-    return conf, txt
+    return dkim_keys(d, SIGN_DOMAIN)
 
 
 class ConfStack(Stack):
@@ -235,28 +170,14 @@ def job_status(st, job):
 
 def verp_ok(st, mail_from, verp):
     """Check the VERP sender as messageserver will: local-token@domain,
-    key = HMAC-SHA256(secret, "verp").  A verp string of lowercase
-    letters, digits, '.' and '-' gets the short token (payload "."
-    base32 of the first 10 bytes of HMAC(key, "verp\npayload\n0")),
-    anything else the full one (b64url(payload).expires.b64url(HMAC(key,
-    purpose\npayload\nexpires)))."""
+    the short token when the verp string allows it (lowercase letters,
+    digits, '.', '-'), else the full one."""
     local, domain = mail_from.rsplit("@", 1)
     assert domain == SIGN_DOMAIN and local.startswith("demo+bounces-")
     tok = local[len("demo+bounces-"):]
-    secret = (st.var / "secret").read_bytes().rstrip()
-    key = hmac.new(secret, b"verp", hashlib.sha256).digest()
     if re.fullmatch(r"[a-z0-9.-]{1,32}", verp):
-        payload, mac = tok.rsplit(".", 1)
-        want = hmac.new(key, b"verp\n" + payload.encode() + b"\n0",
-                        hashlib.sha256).digest()[:10]
-        return payload == verp and \
-            base64.b32encode(want).decode().lower() == mac
-    p, exp, mac = tok.split(".")
-    payload = b64url_dec(p)
-    want = hmac.new(key, b"verp\n" + payload + b"\n" + exp.encode(),
-                    hashlib.sha256).digest()
-    return payload.decode() == verp and hmac.compare_digest(
-        b64url_dec(mac), want)
+        return verify_short_token(st, "verp", tok) == verp
+    return verify_token(st, "verp", tok) == verp
 
 
 def test_each_receiver_gets_its_own_signed_copy(relay, keys):

@@ -5,15 +5,10 @@ VERP, List-Unsubscribe, DKIM) carry it to an aiosmtpd sink, where every
 member's copy is checked: once per member, the list's headers, its own
 footer and signed tokens, and both DKIM signatures verified by
 python3-dkim against the keys the stack signs with."""
-import base64
-import collections
-import hashlib
-import hmac
 import os
 import smtplib
 import subprocess
 import tempfile
-import threading
 import uuid
 from email import message_from_bytes
 from email.policy import default as default_policy
@@ -23,77 +18,17 @@ import dkim
 import pytest
 from aiosmtpd.controller import Controller
 
+from mailtest import Sink, dkim_keys, verify_short_token, verify_token
 from stack import Stack, wait_for
 
 DOMAIN = "localhost"
-
-
-class Sink:
-    """Every message taken, per recipient."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.got = collections.defaultdict(list)    # rcpt -> [(from, data)]
-
-    async def handle_DATA(self, server, session, envelope):
-        with self.lock:
-            for r in envelope.rcpt_tos:
-                self.got[r].append((envelope.mail_from,
-                                    envelope.original_content))
-        return "250 2.0.0 OK"
-
-
-def dkim_keys(d, domain):
-    """An RSA-2048 and an Ed25519 key for domain in d: (dkim_keys config
-    value, {TXT name: record})."""
-    rsa, ed = d / "rsa.pem", d / "ed.pem"
-    for alg, out, extra in (("RSA", rsa, ["-pkeyopt", "rsa_keygen_bits:2048"]),
-                            ("ed25519", ed, [])):
-        subprocess.run(["openssl", "genpkey", "-algorithm", alg, *extra,
-                        "-out", str(out)], check=True, capture_output=True)
-        os.chmod(out, 0o644)
-
-    def pub(path):
-        return subprocess.run(["openssl", "pkey", "-in", str(path),
-                               "-pubout", "-outform", "DER"], check=True,
-                              capture_output=True).stdout
-    txt = {f"s1._domainkey.{domain}.": "v=DKIM1; k=rsa; p=" +
-           base64.b64encode(pub(rsa)).decode(),
-           # RFC 8463: the raw 32-byte key, not the SPKI DER
-           f"s2._domainkey.{domain}.": "v=DKIM1; k=ed25519; p=" +
-           base64.b64encode(pub(ed)[-32:]).decode()}
-    return f"{domain} s1 {rsa}, {domain} s2 {ed}", txt
-
-
-def verify_short_token(st, purpose, token):
-    """The payload of a short token (token_short_sign) under the stack's
-    secret, or None: payload "." base32(first 10 bytes of the MAC)."""
-    secret = (st.var / "secret").read_bytes().rstrip()
-    key = hmac.new(secret, purpose.encode(), hashlib.sha256).digest()
-    payload, mac = token.lower().rsplit(".", 1)
-    want = hmac.new(key, purpose.encode() + b"\n" + payload.encode() +
-                    b"\n0", hashlib.sha256).digest()[:10]
-    return payload if base64.b32encode(want).decode().lower() == mac \
-        else None
-
-
-def verify_token(st, purpose, token):
-    """The payload of a token.h token under the stack's secret, or None."""
-    secret = (st.var / "secret").read_bytes().rstrip()
-    key = hmac.new(secret, purpose.encode(), hashlib.sha256).digest()
-    p64, expires, m64 = token.split(".")
-    payload = base64.urlsafe_b64decode(p64 + "=" * (-len(p64) % 4))
-    want = hmac.new(key, purpose.encode() + b"\n" + payload + b"\n" +
-                    expires.encode(), hashlib.sha256).digest()
-    got = base64.urlsafe_b64decode(m64 + "=" * (-len(m64) % 4))
-    return payload.decode() if hmac.compare_digest(want, got) else None
 
 
 @pytest.fixture(scope="module")
 def pipeline(test_dns):
     d = Path(tempfile.mkdtemp(prefix="pipeline-dkim-"))
     os.chmod(d, 0o755)
-    conf, txt = dkim_keys(d, DOMAIN)
+    conf, txt = dkim_keys(d, DOMAIN, ("s1", "s2"))
     st = Stack(extra_conf={"dns_resolver": test_dns.resolver,
                            "dkim_keys": conf, "karl_retry_min": "1",
                            "karl_retry_max": "2"})

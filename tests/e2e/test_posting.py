@@ -16,6 +16,7 @@ import uuid
 
 import pytest
 
+from mailtest import verify_token
 from stack import wait_for
 
 DOMAIN = "localhost"
@@ -668,22 +669,6 @@ def test_messageserver_stopped_then_started_archives_once(make_stack):
     assert st.sql("SELECT count(*) FROM messages m JOIN groups g ON "
                   "g.id = m.group_id WHERE g.name = :'v1' AND "
                   "m.message_id = :'v2'", g, msgid) == [["1"]]
-
-
-def verify_token(stack, purpose, token):
-    """The payload of a token.h token signed with the stack's secret for
-    purpose, or None if the signature is wrong."""
-    import hashlib
-    import hmac
-    secret = (stack.var / "secret").read_bytes().rstrip()
-    key = hmac.new(secret, purpose.encode(), hashlib.sha256).digest()
-    payload_b64, expires, mac_b64 = token.split(".")
-    pad = "=" * (-len(payload_b64) % 4)
-    payload = base64.urlsafe_b64decode(payload_b64 + pad)
-    want = hmac.new(key, purpose.encode() + b"\n" + payload + b"\n" +
-                    expires.encode(), hashlib.sha256).digest()
-    got = base64.urlsafe_b64decode(mac_b64 + "=" * (-len(mac_b64) % 4))
-    return payload.decode() if hmac.compare_digest(want, got) else None
 
 
 def test_receivers_carry_signed_footer_data(stack):
