@@ -61,7 +61,7 @@ SRC_messageserver := $(wildcard src/messageserver/*.c)
 SRC_karl	 := $(wildcard src/karl/*.c)
 SRC_groupsadmin	 := $(wildcard src/tools/groupsadmin*.c)
 SRC_groups-supervise := src/tools/supervise.c
-$(foreach c,$(CRON),$(eval SRC_$(c) := src/cron/$(c).c))
+$(foreach c,$(CRON),$(eval SRC_$(c) := $(wildcard src/cron/$(c).c src/cron/$(c)_*.c)))
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -100,7 +100,7 @@ endef
 $(foreach p,$(PROGS),$(eval $(call PROG_template,$(p))))
 
 # common modules built on GMime (MIME helpers shared by daemons)
-GMIME_COMMON := mime_footer
+GMIME_COMMON := mime_footer dsn
 $(foreach m,$(GMIME_COMMON),$(eval $(BUILD)/obj/src/common/$(m).o: CFLAGS += $(call pc,gmime-3.0)))
 
 # cron sources take the per-program flags by file name
@@ -110,6 +110,8 @@ $(foreach c,$(CRON),$(eval $(BUILD)/obj/src/cron/$(c).o: CFLAGS += $(CFLAGS_$(c)
 # its flags and libraries here.
 TEST_FLAGS_mime_footer := $(call pc,gmime-3.0)
 TEST_LIBS_mime_footer  := $(call pl,gmime-3.0)
+TEST_FLAGS_dsn	       := $(call pc,gmime-3.0)
+TEST_LIBS_dsn	       := $(call pl,gmime-3.0)
 TEST_FLAGS_dkim	       := $(call pc,opendkim)
 TEST_LIBS_dkim	       := $(call pl,opendkim)
 
@@ -164,6 +166,8 @@ FUZZ_LIBS_mime	:= $(call pl,gmime-3.0)
 FUZZ_EXTRA_outgoing := src/messageserver/messageserver_outgoing.c
 FUZZ_FLAGS_outgoing := $(FUZZ_FLAGS_mime)
 FUZZ_LIBS_outgoing := $(FUZZ_LIBS_mime)
+FUZZ_EXTRA_cmdaddr := src/messageserver/messageserver_cmdaddr.c
+FUZZ_FLAGS_cmdaddr := $(FUZZ_FLAGS_mime)
 .SECONDEXPANSION:
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(COMMON_SRC) $$(FUZZ_EXTRA_$$*)
 	@mkdir -p build-fuzz

@@ -13,7 +13,7 @@ libsodium-dev libxml2-dev libcmocka-dev
 postgresql nginx libnginx-mod-mail libjs-bootstrap5 openssl ca-certificates
 python3 python3-pytest python3-dkim python3-nacl python3-aiosmtpd python3-requests
 swaks libnet-ssleay-perl postfix mlmmj wrk curl procps chromium dnsmasq-base
-libpython3.11-testsuite"
+libpython3.11-testsuite python3-flufl.bounce"
 
 missing=""
 for p in $PKGS; do

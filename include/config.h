@@ -91,6 +91,12 @@ struct config {
 	int	 karl_retry_max;
 	int	 karl_max_age;
 	char	*dkim_keys;
+	int	 bounce_soft_days;
+	int	 bounce_probes;
+	int	 bounce_probe_days;
+	int	 bounce_event_days;
+	char	*forward_rules;
+	int	 confirm_days;
 
 	/* Not keys: derived when loaded. */
 	char	*path;		/* file it came from, or NULL */

@@ -162,6 +162,20 @@ static const struct config_key config_keys[] = {
 	    "give up on a receiver this many seconds after its job came"),
 	K_STR(dkim_keys, "", "DKIM keys: comma-separated \"domain selector "
 	    "pem-file\" triples; RSA and Ed25519 keys of a domain both sign"),
+	K_INT(bounce_soft_days, "7", 1, 365,
+	    "soft bounces that persist this many days make an address "
+	    "bouncing"),
+	K_INT(bounce_probes, "3", 1, 20,
+	    "unanswered bounce probes before an address is marked bounced"),
+	K_INT(bounce_probe_days, "7", 1, 90,
+	    "days between bounce probes to a bouncing address"),
+	K_INT(bounce_event_days, "90", 7, 3650,
+	    "bounce events older than this many days are removed"),
+	K_STR(forward_rules, "", "forward addresses of the main domain: "
+	    "comma-separated \"local-part target-address\" pairs (rules in "
+	    "the forward_rules table come first)"),
+	K_INT(confirm_days, "7", 1, 60,
+	    "days a subscription or command confirmation stays valid"),
 };
 
 #define FIELD(c, k, t)	((t *)(void *)((char *)(c) + (k)->off))

@@ -516,10 +516,17 @@ touch(struct mime_footer_plan *pl, struct target *t, GMimeMessage *m,
 	struct hdr *h = NULL;
 	struct strbuf *sb = NULL, *body = NULL;
 	size_t bs, be, rs, i, n = 0, end, split;
-	int mimever = 0, cthere = 0, rc = -1;
+	int mimever = 0, cthere = 0, cut, rc = -1;
 
 	if (content_bounds(t->part, pl->srclen, &bs, &be) != 0)
 		return -1;
+	/* GMime may end the content between the CR and LF that belong to
+	 * the next boundary (seen with an unterminated last line): the
+	 * CRLF goes with the boundary, or a bare LF would follow */
+	cut = be > bs && be < pl->srclen && pl->src[be - 1] == '\r' &&
+	    pl->src[be] == '\n';
+	if (cut)
+		be--;
 	if (top && (hdr_collect(GMIME_OBJECT(m), &h, &n, hb, he) != 0 ||
 	    hdr_collect(o, &h, &n, hb, he) != 0))
 		goto out;
@@ -538,6 +545,8 @@ touch(struct mime_footer_plan *pl, struct target *t, GMimeMessage *m,
 	body = strbuf_new(be - bs + 64);
 	if (part_utf8(body, t->part) != 0)
 		goto out;
+	if (cut && ends_crlf(strbuf_str(body), strbuf_len(body)))
+		strbuf_truncate(body, strbuf_len(body) - 2);
 
 	/* headers: raw but Content-Type and -Transfer-Encoding, rewritten */
 	sb = strbuf_new(256);

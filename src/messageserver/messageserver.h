@@ -243,8 +243,42 @@ json_t	*messageserver_result_json(const struct ms_group *,
 void	 messageserver_count_init(void);
 void	 messageserver_count(json_t *msgs);
 /* messageserver_overall - the reply's status: the most significant
- * outcome in msgs, "accepted-unprocessed" when only other routes were. */
+ * outcome in msgs, "accepted" when only other routes were. */
 const char *messageserver_overall(json_t *msgs, int other);
+
+/* Outcome of a recipient that is not a group post: an email command, the
+ * owners' address, a forward rule or a bounce.  status is one of
+ *	done		acted on (and answered, where a command is answered)
+ *	confirm		a confirmation request was sent; nothing changed yet
+ *	forwarded	handed to karl for the owners or the rule's target
+ *	recorded	a bounce was recorded
+ *	ignored		dropped without an answer (loop, auto-responder,
+ *			unknown sender, forged or spent token, ...)
+ * and reason says why, for the log and the reply to smtpd. */
+struct ms_action {
+	const char	*status;
+	char		 reason[256];
+};
+
+/* The handlers of those recipients (one module each); each runs inside
+ * the caller's transaction and returns 0 with *a filled, or -1 on a
+ * database failure (the caller rolls back and smtpd answers 451).
+ *	messageserver_command	group+COMMAND[-ARG] but approve/reject
+ *				(messageserver_commands.c)
+ *	messageserver_moderate	group+approve-TOKEN, group+reject-TOKEN
+ *				(messageserver_moderate.c)
+ *	messageserver_forward	group+owner and forward rules
+ *				(messageserver_forward.c)
+ *	messageserver_bounce_in	group+bounces[-TOKEN] (messageserver_bounce.c)
+ */
+int	 messageserver_command(struct db *d, const struct ms_route *r,
+	    const struct ms_submission *s, struct ms_action *a);
+int	 messageserver_moderate(struct db *d, const struct ms_route *r,
+	    const struct ms_submission *s, struct ms_action *a);
+int	 messageserver_forward(struct db *d, const struct ms_route *r,
+	    const struct ms_submission *s, struct ms_action *a);
+int	 messageserver_bounce_in(struct db *d, const struct ms_route *r,
+	    const struct ms_submission *s, struct ms_action *a);
 
 /* messageserver_bounces_handler - POST /v1/bounces (from karl). */
 int	 messageserver_bounces_handler(struct httpd_req *);

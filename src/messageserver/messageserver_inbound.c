@@ -12,8 +12,9 @@
  * turns into 451 so the sender retries and nothing is lost.  A rejection
  * is still a 200: the message was taken, and the poster hears why from a
  * notice (an SMTP-time refusal would reject the other groups' copies too).
- * Owner, command, bounce and forward recipients are accepted but not
- * processed yet (logged at info).
+ * Owner, command, bounce and forward recipients go to their handlers
+ * (messageserver.h: struct ms_action) in the same transaction; their
+ * outcomes are listed under "actions".
  */
 #include <stdio.h>
 #include <string.h>
@@ -111,7 +112,7 @@ messageserver_overall(json_t *msgs, int other)
 			if (st != NULL && strcmp(st, order[k]) == 0)
 				return order[k];
 		}
-	return other ? "accepted-unprocessed" : NULL;
+	return other ? "accepted" : NULL;
 }
 
 /* plain_group - if rcpt is group@cfg.domain without an extension, load
@@ -135,11 +136,56 @@ plain_group(struct db *d, const char *rcpt, struct ms_group *g)
 	return messageserver_group_load(d, cfg.domain, local, g);
 }
 
+/* act - a recipient that is not a post, through its handler; the outcome
+ * is appended to acts.  -1 on a database failure. */
+static int
+act(struct db *d, const char *rcpt, const struct ms_route *r,
+    const struct ms_submission *s, json_t *acts)
+{
+	struct ms_action a;
+	int rc;
+
+	memset(&a, 0, sizeof(a));
+	switch (r->kind) {
+	case MS_ROUTE_COMMAND:
+		if (strcmp(r->command, "approve") == 0 ||
+		    strcmp(r->command, "reject") == 0)
+			rc = messageserver_moderate(d, r, s, &a);
+		else
+			rc = messageserver_command(d, r, s, &a);
+		break;
+	case MS_ROUTE_OWNER:
+	case MS_ROUTE_FORWARD:
+		rc = messageserver_forward(d, r, s, &a);
+		break;
+	case MS_ROUTE_BOUNCE:
+		rc = messageserver_bounce_in(d, r, s, &a);
+		break;
+	default:
+		a.status = "ignored";
+		snprintf(a.reason, sizeof(a.reason), "route %s",
+		    ms_route_name(r->kind));
+		rc = 0;
+		break;
+	}
+	if (rc == -1)
+		return -1;
+	if (a.status == NULL)
+		a.status = "ignored";
+	log_info("%s messageserver: %s (%s%s%s): %s%s%s", s->cid, rcpt,
+	    ms_route_name(r->kind), r->command[0] ? " " : "", r->command,
+	    a.status, a.reason[0] ? ": " : "", a.reason);
+	json_array_append_new(acts, json_pack("{s:s, s:s, s:s, s:s, s:s}",
+	    "rcpt", rcpt, F_MS_ROUTE, ms_route_name(r->kind), F_MS_COMMAND,
+	    r->command, F_MS_STATUS, a.status, F_MS_REASON, a.reason));
+	return 0;
+}
+
 /* post_all - route and run the pipeline inside an open transaction; -1
- * on a database failure.  Non-post routes are counted in *other. */
+ * on a database failure.  Non-post routes go to act (outcomes in acts). */
 static int
 post_all(struct db *d, const struct ms_inbound *in,
-    const struct ms_submission *s, json_t *msgs, int *other)
+    const struct ms_submission *s, json_t *msgs, json_t *acts)
 {
 	struct ms_route r;
 	struct ms_group g;
@@ -171,10 +217,8 @@ post_all(struct db *d, const struct ms_inbound *in,
 			continue;
 		}
 		if (r.kind != MS_ROUTE_POST) {
-			log_info("%s messageserver: %s route %s for %s: "
-			    "accepted, not processed yet", s->cid,
-			    in->rcpts[i], ms_route_name(r.kind), r.group);
-			(*other)++;
+			if (act(d, in->rcpts[i], &r, s, acts) == -1)
+				return -1;
 			continue;
 		}
 		if (seen(msgs, r.group, r.domain))
@@ -201,9 +245,9 @@ messageserver_inbound_handler(struct httpd_req *req)
 	struct ms_parsed p;
 	char err[256];
 	const char *cid, *status;
-	json_t *msgs;
+	json_t *msgs, *acts;
 	struct db *d;
-	int other = 0, rc;
+	int rc;
 
 	if (ms_inbound_decode(httpd_req_json(req), &in, err,
 	    sizeof(err)) == -1)
@@ -229,13 +273,16 @@ messageserver_inbound_handler(struct httpd_req *req)
 	sub.p = &p;
 	sub.cid = cid;
 	msgs = json_array();
+	acts = json_array();
 	rc = db_begin(d);
 	if (rc == 0)
-		rc = post_all(d, &in, &sub, msgs, &other);
-	if (rc == 0 && json_array_size(msgs) == 0 && other == 0) {
+		rc = post_all(d, &in, &sub, msgs, acts);
+	if (rc == 0 && json_array_size(msgs) == 0 &&
+	    json_array_size(acts) == 0) {
 		db_rollback(d);
 		db_put(daemon_db, d);
 		json_decref(msgs);
+		json_decref(acts);
 		messageserver_mime_free(&p);
 		ms_inbound_free(&in);
 		return httpd_reply_error(req, 422, "no valid recipient");
@@ -249,12 +296,13 @@ messageserver_inbound_handler(struct httpd_req *req)
 	ms_inbound_free(&in);
 	if (rc != 0) {
 		json_decref(msgs);
+		json_decref(acts);
 		return httpd_reply_error(req, 503,
 		    "database failure; not stored, try again later");
 	}
 	messageserver_fanout_kick();
 	messageserver_count(msgs);
-	status = messageserver_overall(msgs, other);
-	return httpd_reply_json(req, 200, json_pack("{s:s, s:o}",
-	    F_MS_STATUS, status, F_MS_MESSAGES, msgs));
+	status = messageserver_overall(msgs, json_array_size(acts) > 0);
+	return httpd_reply_json(req, 200, json_pack("{s:s, s:o, s:o}",
+	    F_MS_STATUS, status, F_MS_MESSAGES, msgs, "actions", acts));
 }

@@ -448,6 +448,30 @@ test_lf_only(void **state)
 	free(out);
 }
 
+/* the last boundary line unterminated: GMime ends the html content
+ * between the CR and LF of the boundary's CRLF (found by fuzz_footer) */
+static void
+test_unterminated_close(void **state)
+{
+	GMimeMessage *m;
+	GMimeObject *b;
+	size_t n;
+	char *out;
+
+	(void)state;
+	out = run("From: a@example.org\nSubject: lf\nMIME-Version: 1.0\n"
+	    "Content-Type: multipart/alternative; boundary=\"b\"\n\n"
+	    "--b\nContent-Type: text/plain\n\none\ntwo\n"
+	    "--b\nContent-Type: text/html\n\n<body>one</body>\n--b--\t",
+	    "line", "<i>x</i>", &n);
+	m = reparse(out, n);
+	b = g_mime_message_get_mime_part(m);
+	assert_true(has(sub(b, 0), "one\r\ntwo\r\nline"));
+	assert_true(has(sub(b, 1), "one<i>x</i></body>"));
+	g_object_unref(m);
+	free(out);
+}
+
 static void
 test_empty_footer(void **state)
 {
@@ -674,6 +698,7 @@ main(void)
 		cmocka_unit_test(test_signed),
 		cmocka_unit_test(test_image),
 		cmocka_unit_test(test_lf_only),
+		cmocka_unit_test(test_unterminated_close),
 		cmocka_unit_test(test_empty_footer),
 		cmocka_unit_test(test_nested),
 		cmocka_unit_test(test_long_footer_line),
