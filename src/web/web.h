@@ -19,4 +19,13 @@ void	 web_page_head(struct strbuf *, const char *title);
 int	 web_unsubscribe_page(struct httpd_req *);
 int	 web_unsubscribe_post(struct httpd_req *);
 
+/* web_confirm.c: a confirmation link (subscription, unsubscription,
+ * command) from an emailed request; GET shows a button, POST acts. */
+int	 web_confirm_page(struct httpd_req *);
+int	 web_confirm_post(struct httpd_req *);
+
+/* web_bounce.c: a bounce probe's link; POST restores delivery. */
+int	 web_bounce_page(struct httpd_req *);
+int	 web_bounce_post(struct httpd_req *);
+
 #endif
