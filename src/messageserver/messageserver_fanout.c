@@ -276,7 +276,10 @@ notice(struct db *d, struct karl_clnt *kc, const struct row *w)
 	snprintf(verp, sizeof(verp), "n%s", w->id);
 	json_array_foreach(rcv, i, v) {
 		rv[i].to = json_string_value(json_object_get(v, "to"));
-		rv[i].verp = verp;
+		/* a receiver may name its own (a bounce probe: "p<account>") */
+		if ((rv[i].verp = json_string_value(json_object_get(v,
+		    "verp"))) == NULL)
+			rv[i].verp = verp;
 		rv[i].data = NULL;
 		if (rv[i].to == NULL) {
 			fail(d, w, "notice receiver without address");
