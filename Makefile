@@ -166,8 +166,6 @@ FUZZ_LIBS_mime	:= $(call pl,gmime-3.0)
 FUZZ_EXTRA_outgoing := src/messageserver/messageserver_outgoing.c
 FUZZ_FLAGS_outgoing := $(FUZZ_FLAGS_mime)
 FUZZ_LIBS_outgoing := $(FUZZ_LIBS_mime)
-FUZZ_EXTRA_cmdaddr := src/messageserver/messageserver_cmdaddr.c
-FUZZ_FLAGS_cmdaddr := $(FUZZ_FLAGS_mime)
 .SECONDEXPANSION:
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(COMMON_SRC) $$(FUZZ_EXTRA_$$*)
 	@mkdir -p build-fuzz

@@ -225,8 +225,15 @@ int	 messageserver_notice_reject(struct db *d, const struct ms_group *g,
 int	 messageserver_notice_held(struct db *d, const struct ms_group *g,
 	    const struct ms_submission *s, long long pending_id,
 	    const char *why);
+/* messageserver_notice_member_pending - tell g's moderators that
+ * membership_id (address email, display name, join answer) asks to join,
+ * with reply addresses group+approve-TOKEN / group+reject-TOKEN whose
+ * token (purpose "moderate") has the payload "m<membership id>". */
+int	 messageserver_notice_member_pending(struct db *d,
+	    const struct ms_group *g, long long membership_id,
+	    const char *email, const char *name, const char *answer);
 /* messageserver_moderation_token - the signed token naming a held
- * message (allocated). */
+ * message (payload "<pending id>"; allocated). */
 char	*messageserver_moderation_token(long long pending_id, int days);
 
 /* messageserver_fanout_start - the threads that hand the outbox to
