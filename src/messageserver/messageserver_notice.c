@@ -9,7 +9,9 @@
  * They come from group+owner@domain with Auto-Submitted: auto-replied
  * (RFC 3834), so well-behaved responders do not answer them.  The
  * moderation token is HMAC-signed (token.h, purpose "moderate") over the
- * held message's id and expires with it; the commands path verifies it.
+ * held message's id ("<pending id>") or the pending membership's
+ * ("m<membership id>") and expires with it; messageserver_moderate.c
+ * verifies it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,20 +28,36 @@
 
 #define NOTICE_QUOTE_MAX	2000	/* bytes of the post quoted */
 #define NOTICE_REJECT_EVERY	"1 hour"	/* per poster and group */
+#define NOTICE_STAFF_MAX_S	"100"	/* owners and moderators told */
+
+/* moderation_key - the key of moderation tokens, derived from the
+ * system secret. */
+static void
+moderation_key(unsigned char key[TOKEN_KEY_LEN])
+{
+	token_derive(cfg.secret ? cfg.secret : "",
+	    cfg.secret ? strlen(cfg.secret) : 0, "moderate", key);
+}
+
+/* moderation_sign - a moderation token over payload, valid days days
+ * (allocated). */
+static char *
+moderation_sign(const char *payload, int days)
+{
+	unsigned char key[TOKEN_KEY_LEN];
+
+	moderation_key(key);
+	return token_sign(key, "moderate", payload, strlen(payload),
+	    time(NULL) + (time_t)days * 86400);
+}
 
 char *
 messageserver_moderation_token(long long pending_id, int days)
 {
-	unsigned char key[TOKEN_KEY_LEN];
 	char payload[32];
-	char *t;
 
-	token_derive(cfg.secret ? cfg.secret : "",
-	    cfg.secret ? strlen(cfg.secret) : 0, "moderate", key);
 	snprintf(payload, sizeof(payload), "%lld", pending_id);
-	t = token_sign(key, "moderate", payload, strlen(payload),
-	    time(NULL) + (time_t)days * 86400);
-	return t;
+	return moderation_sign(payload, days);
 }
 
 /* queue - put a composed notice for receivers (a JSON array of
@@ -58,6 +76,18 @@ queue(struct db *d, const struct ms_group *g, const char *raw, size_t len,
 	free(hex);
 	free(js);
 	return rc == -1 ? -1 : 0;
+}
+
+/* moderators - the addresses of g's active owners and moderators (at
+ * most NOTICE_STAFF_MAX); the caller PQclears, NULL on a database error. */
+static PGresult *
+moderators(struct db *d, const struct ms_group *g)
+{
+	return db_query(d, "SELECT a.email FROM memberships m JOIN accounts a "
+	    "ON a.id = m.account_id WHERE m.group_id = $1 "
+	    "AND m.role IN ('owner', 'moderator') AND m.status = 'active' "
+	    "AND a.status = 'active' ORDER BY m.id LIMIT "
+	    NOTICE_STAFF_MAX_S, DB_PARAMS(g->id));
 }
 
 /* quote - the start of the post's text, each line after "> ". */
@@ -161,12 +191,7 @@ messageserver_notice_held(struct db *d, const struct ms_group *g,
 	PGresult *r;
 	int rc;
 
-	r = db_query(d, "SELECT a.email FROM memberships m JOIN accounts a "
-	    "ON a.id = m.account_id WHERE m.group_id = $1 "
-	    "AND m.role IN ('owner', 'moderator') AND m.status = 'active' "
-	    "AND a.status = 'active' ORDER BY m.id LIMIT 100",
-	    DB_PARAMS(g->id));
-	if (r == NULL)
+	if ((r = moderators(d, g)) == NULL)
 		return -1;
 	if ((n = (size_t)PQntuples(r)) == 0) {
 		log_warnx("messageserver: group %s@%s holds message %lld "
@@ -201,6 +226,86 @@ messageserver_notice_held(struct db *d, const struct ms_group *g,
 	from = xasprintf("%s+owner@%s", g->name, g->domain);
 	subject = xasprintf("%s: message held for approval: %s", g->name,
 	    p->subject);
+	memset(&c, 0, sizeof(c));
+	c.from_name = g->title[0] ? g->title : g->name;
+	c.from_addr = from;
+	c.to = to;
+	c.nto = n;
+	c.reply_to = approve;
+	c.subject = subject;
+	c.text = body->buf;
+	c.msgid_domain = g->domain;
+	c.headers = hdr;
+	c.nheaders = 1;
+	raw = messageserver_compose(&c, &len);
+	rc = queue(d, g, raw, len, rcv);
+	json_decref(rcv);
+	free(raw);
+	free(subject);
+	free(from);
+	free(to);
+	PQclear(r);
+	strbuf_free(body);
+	free(approve);
+	free(reject);
+	free(token);
+	return rc;
+}
+
+int
+messageserver_notice_member_pending(struct db *d, const struct ms_group *g,
+    long long membership_id, const char *email, const char *name,
+    const char *answer)
+{
+	struct ms_header hdr[] = { { "Auto-Submitted", "auto-generated" } };
+	struct ms_compose c;
+	struct strbuf *body;
+	char payload[32], *token, *approve, *reject, *from, *subject, *raw;
+	const char **to;
+	size_t len, i, n;
+	json_t *rcv;
+	PGresult *r;
+	int rc;
+
+	if ((r = moderators(d, g)) == NULL)
+		return -1;
+	if ((n = (size_t)PQntuples(r)) == 0) {
+		log_warnx("messageserver: %s asks to join %s@%s (membership "
+		    "%lld) but the group has no moderators to tell", email,
+		    g->name, g->domain, membership_id);
+		PQclear(r);
+		return 0;
+	}
+	snprintf(payload, sizeof(payload), "m%lld", membership_id);
+	token = moderation_sign(payload, g->pending_expiry_days);
+	approve = xasprintf("%s+approve-%s@%s", g->name, token, g->domain);
+	reject = xasprintf("%s+reject-%s@%s", g->name, token, g->domain);
+	body = strbuf_new(2048);
+	strbuf_appendf(body, "%s%s<%s> asks to join %s@%s.\n\n",
+	    name != NULL ? name : "", name != NULL && name[0] != '\0' ?
+	    " " : "", email, g->name, g->domain);
+	if (answer != NULL && answer[0] != '\0') {
+		strbuf_puts(body, "Their answer to the join question:\n");
+		quote(body, answer);
+		strbuf_putc(body, '\n');
+	}
+	strbuf_appendf(body, "To approve, reply to this message (the reply "
+	    "goes to %s).\nTo reject, send a message to %s\n", approve,
+	    reject);
+	if (cfg.public_url != NULL)
+		strbuf_appendf(body, "Or decide on the web: %s/g/%s/pending\n",
+		    cfg.public_url, g->name);
+	strbuf_appendf(body, "\nThese addresses work for %d days.\n",
+	    g->pending_expiry_days);
+
+	to = xreallocarray(NULL, n, sizeof(*to));
+	rcv = json_array();
+	for (i = 0; i < n; i++) {
+		to[i] = PQgetvalue(r, (int)i, 0);
+		json_array_append_new(rcv, json_pack("{s:s}", "to", to[i]));
+	}
+	from = xasprintf("%s+owner@%s", g->name, g->domain);
+	subject = xasprintf("%s: %s asks to join", g->name, email);
 	memset(&c, 0, sizeof(c));
 	c.from_name = g->title[0] ? g->title : g->name;
 	c.from_addr = from;
