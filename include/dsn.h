@@ -19,6 +19,8 @@
 #define DSN_RCPT_MAX	32	/* failed recipients reported per message */
 #define DSN_ADDR_MAX	320	/* bytes of an address */
 #define DSN_TEXT_MAX	512	/* bytes of a diagnostic */
+#define DSN_INPUT_MAX	(2 * 1024 * 1024)	/* bytes of a message read;
+						 * the rest is ignored */
 
 enum dsn_kind {
 	DSN_NONE = 0,		/* not a bounce (or nothing recognised) */
@@ -44,7 +46,8 @@ struct dsn_result {
 };
 
 /* dsn_parse - fill *out from the raw message (any line endings); returns
- * the number of recipients found (0: not a bounce we understand). */
+ * the number of recipients found (0: not a bounce we understand).
+ * Thread-safe; initialises GMime once if the program has not. */
 size_t	 dsn_parse(const char *msg, size_t len, struct dsn_result *out);
 
 /* dsn_counts - 1 if a failure with this enhanced status code counts

@@ -1,0 +1,843 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dsn.c - the bounce parser: which addresses a bounce says failed, and
+ * whether for good.
+ *
+ * The message is parsed once with GMime (line endings normalised to LF,
+ * NULs blanked, at most DSN_INPUT_MAX bytes).  A walk over the MIME tree
+ * collects: the first message/delivery-status part (RFC 3464; also a
+ * text/plain part that carries the same fields), the human-readable text
+ * of the bounce (text parts outside any returned message), and the
+ * Message-ID of the returned message (message/rfc822 or rfc822-headers).
+ * An RFC 3464 report with recipient groups decides alone; otherwise the
+ * text goes through the detectors for the non-standard formats of common
+ * MTAs (dsn_text.c's job is done here too: see text_scan).  Every copy
+ * into the result is bounded, stripped of control characters and made
+ * valid UTF-8.  See docs/dsn.md.
+ */
+#include <ctype.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <gmime/gmime.h>
+
+#include "dsn.h"
+#include "strbuf.h"
+#include "xalloc.h"
+
+#define DSN_DEPTH_MAX	12		/* MIME nesting we follow */
+#define DSN_PARTS_MAX	200		/* MIME parts we look at */
+#define DSN_PART_MAX	(256 * 1024)	/* decoded bytes kept of one part */
+#define DSN_SCAN_MAX	(512 * 1024)	/* bytes of bounce text scanned */
+#define DSN_FIELD_MAX	1024		/* bytes of one unfolded field */
+
+/* what the MIME walk gathers */
+struct walk {
+	struct dsn_result *out;
+	struct strbuf *text;	/* readable text of the bounce itself */
+	struct strbuf *quoted;	/* text of attached messages (forwarded) */
+	int	 nparts;
+	int	 report_done;	/* a delivery-status part gave recipients */
+	int	 report_seen;	/* a delivery-status part was there at all */
+	char	 id_before[256];	/* returned message's id, seen first */
+	char	 id_after[256];		/* ... seen after the report */
+};
+
+/* one recipient group of a delivery-status report */
+struct group {
+	char	 orig[DSN_FIELD_MAX];
+	char	 final[DSN_FIELD_MAX];
+	char	 action[DSN_FIELD_MAX];
+	char	 status[DSN_FIELD_MAX];
+	char	 diag[DSN_FIELD_MAX];
+	char	 remote[DSN_FIELD_MAX];
+};
+
+static pthread_once_t dsn_once = PTHREAD_ONCE_INIT;
+
+/* dsn_gmime_init - GMime must be initialised once per process; a
+ * daemon that already did it only bumps GMime's counter. */
+static void
+dsn_gmime_init(void)
+{
+	g_mime_init();
+}
+
+/* ---- strings ---- */
+
+/* utf8_len - length of the valid UTF-8 sequence at s (n bytes left), 0
+ * if it is not one. */
+static size_t
+utf8_len(const unsigned char *s, size_t n)
+{
+	size_t len, i;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+/* put_clean - copy n bytes of src into dst (size bytes) as one line of
+ * valid UTF-8: control characters become spaces, runs of spaces one,
+ * invalid bytes '?', ends trimmed, cut on a character boundary. */
+static void
+put_clean(char *dst, size_t size, const char *src, size_t n)
+{
+	const unsigned char *s = (const unsigned char *)src;
+	size_t i = 0, o = 0, l;
+	int space = 1;
+
+	if (size == 0)
+		return;
+	while (i < n && s[i] != '\0') {
+		if (s[i] < 0x20 || s[i] == 0x7f || s[i] == ' ') {
+			if (!space && o + 1 < size)
+				dst[o++] = ' ';
+			space = 1;
+			i++;
+			continue;
+		}
+		if ((l = utf8_len(s + i, n - i)) == 0) {
+			if (o + 1 >= size)
+				break;
+			dst[o++] = '?';
+			i++;
+		} else {
+			if (o + l >= size)
+				break;
+			memcpy(dst + o, s + i, l);
+			o += l;
+			i += l;
+		}
+		space = 0;
+	}
+	while (o > 0 && dst[o - 1] == ' ')
+		o--;
+	dst[o] = '\0';
+}
+
+/* skip_ws - first byte of s that is not a space or tab. */
+static const char *
+skip_ws(const char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	return s;
+}
+
+/* ci_find - first case-insensitive occurrence of needle in the n bytes of
+ * hay, or NULL. */
+static const char *
+ci_find(const char *hay, size_t n, const char *needle)
+{
+	size_t m = strlen(needle), i;
+
+	if (m == 0 || m > n)
+		return NULL;
+	for (i = 0; i + m <= n; i++)
+		if (strncasecmp(hay + i, needle, m) == 0)
+			return hay + i;
+	return NULL;
+}
+
+/* ---- status codes ---- */
+
+/* enhanced_at - if s starts with an enhanced status code (RFC 3463:
+ * class.subject.detail), copy it to code (16 bytes) and return its
+ * length; else 0. */
+static size_t
+enhanced_at(const char *s, char *code)
+{
+	size_t i = 0, d, part;
+
+	if (s[0] != '2' && s[0] != '4' && s[0] != '5')
+		return 0;
+	if (s[1] != '.')
+		return 0;
+	i = 2;
+	for (part = 0; part < 2; part++) {
+		for (d = 0; isdigit((unsigned char)s[i]) && d < 3; d++)
+			i++;
+		if (d == 0)
+			return 0;
+		if (part == 0) {
+			if (s[i] != '.')
+				return 0;
+			i++;
+		}
+	}
+	if (isdigit((unsigned char)s[i]) || (s[i] == '.' &&
+	    isdigit((unsigned char)s[i + 1])))
+		return 0;
+	memcpy(code, s, i);
+	code[i] = '\0';
+	return i;
+}
+
+/* reply_at - if s starts with an SMTP reply code (4xx, 5xx) standing
+ * alone, return its class digit; else 0. */
+static int
+reply_at(const char *s)
+{
+	if ((s[0] != '4' && s[0] != '5') || !isdigit((unsigned char)s[1]) ||
+	    !isdigit((unsigned char)s[2]))
+		return 0;
+	if (s[1] > '5' || isdigit((unsigned char)s[3]) || s[3] == '.')
+		return 0;
+	return s[0];
+}
+
+/* status_from - find a status in the n bytes of s: the first enhanced
+ * code, else the first reply code as "5.0.0" / "4.0.0".  Codes must
+ * stand alone (not inside a longer number or word).  Returns 1 if found. */
+static int
+status_from(const char *s, size_t n, char code[16])
+{
+	size_t i;
+	int cls = 0;
+
+	code[0] = '\0';
+	for (i = 0; i < n && s[i] != '\0'; i++) {
+		if (i > 0 && (isalnum((unsigned char)s[i - 1]) ||
+		    s[i - 1] == '.' || s[i - 1] == '-'))
+			continue;
+		if (n - i >= 5 && enhanced_at(s + i, code) > 0)
+			return 1;
+		if (cls == 0 && n - i >= 3)
+			cls = reply_at(s + i);
+	}
+	if (cls == 0)
+		return 0;
+	snprintf(code, 16, "%c.0.0", cls);
+	return 1;
+}
+
+/* ---- addresses ---- */
+
+/* addr_clean - turn a candidate (maybe "rfc822; <a@b>", quoted, with
+ * trailing punctuation) into a bare address in dst with the domain
+ * lower-cased.  Returns 0 if it is a plausible address, -1 if not. */
+static int
+addr_clean(const char *src, size_t n, char dst[DSN_ADDR_MAX + 1])
+{
+	char buf[DSN_FIELD_MAX];
+	char *s, *e, *at, *p;
+
+	if (n >= sizeof(buf))
+		return -1;
+	memcpy(buf, src, n);
+	buf[n] = '\0';
+	s = buf;
+	/* an address type ("rfc822;") without an @ before the ';' */
+	if ((p = strchr(s, ';')) != NULL && memchr(s, '@', (size_t)(p - s))
+	    == NULL)
+		s = p + 1;
+	while (*s == ' ' || *s == '\t' || *s == '<' || *s == '"' ||
+	    *s == '\'' || *s == '(' || *s == '[')
+		s++;
+	if (strncasecmp(s, "mailto:", 7) == 0)
+		s += 7;
+	e = s + strlen(s);
+	while (e > s && strchr(" \t>\"'.,;:)]", e[-1]) != NULL)
+		e--;
+	*e = '\0';
+	if ((at = strrchr(s, '@')) == NULL || at == s || at[1] == '\0')
+		return -1;
+	if ((size_t)(e - s) > DSN_ADDR_MAX || (size_t)(at - s) > 64)
+		return -1;
+	for (p = s; p < at; p++)
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f ||
+		    strchr("<>()[],;:\\\"@", *p) != NULL)
+			return -1;
+	if (at[1] == '.' || e[-1] == '-' || strchr(at + 1, '.') == NULL)
+		return -1;
+	for (p = at + 1; p < e; p++) {
+		if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' &&
+		    *p != '_')
+			return -1;
+		if (*p == '.' && p[1] == '.')
+			return -1;
+		*p = (char)tolower((unsigned char)*p);
+	}
+	memcpy(dst, s, (size_t)(e - s) + 1);
+	return 0;
+}
+
+/* rcpt_add - record a failed recipient (once per address: a second
+ * mention only makes a soft failure hard).  Returns the entry or NULL. */
+static struct dsn_rcpt *
+rcpt_add(struct dsn_result *out, const char *addr, enum dsn_kind kind,
+    const char *status)
+{
+	struct dsn_rcpt *r;
+	size_t i;
+
+	for (i = 0; i < out->nrcpt; i++) {
+		r = &out->rcpt[i];
+		if (strcasecmp(r->addr, addr) != 0)
+			continue;
+		if (kind == DSN_HARD && r->kind == DSN_SOFT) {
+			r->kind = DSN_HARD;
+			put_clean(r->status, sizeof(r->status), status,
+			    strlen(status));
+		}
+		return NULL;
+	}
+	if (out->nrcpt >= DSN_RCPT_MAX)
+		return NULL;
+	r = &out->rcpt[out->nrcpt++];
+	memset(r, 0, sizeof(*r));
+	r->kind = kind;
+	put_clean(r->addr, sizeof(r->addr), addr, strlen(addr));
+	put_clean(r->status, sizeof(r->status), status, strlen(status));
+	return r;
+}
+
+/* ---- RFC 3464 ---- */
+
+/* type_strip - the value after an RFC 3464 type prefix ("dns; x",
+ * "smtp; 550 ..."); the value itself when there is none. */
+static const char *
+type_strip(const char *v)
+{
+	const char *p = strchr(v, ';');
+	const char *q;
+
+	if (p == NULL)
+		return v;
+	for (q = v; q < p; q++)
+		if (!isalnum((unsigned char)*q) && *q != '-' && *q != '_' &&
+		    *q != ' ')
+			return v;
+	return skip_ws(p + 1);
+}
+
+/* group_flush - turn a recipient group into a result entry; returns 1 if
+ * the group named a recipient at all. */
+static int
+group_flush(struct dsn_result *out, struct group *g)
+{
+	char addr[DSN_ADDR_MAX + 1], code[16], action[16];
+	struct dsn_rcpt *r;
+	enum dsn_kind kind;
+	int named;
+
+	named = g->orig[0] != '\0' || g->final[0] != '\0';
+	if (!named)
+		goto done;
+	if (addr_clean(g->orig, strlen(g->orig), addr) < 0 &&
+	    addr_clean(g->final, strlen(g->final), addr) < 0)
+		goto done;
+	/* the first word of Action, lower case; synonyms MTAs use */
+	put_clean(action, sizeof(action), g->action, strcspn(g->action,
+	    " \t(;"));
+	for (char *p = action; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	if (strcmp(action, "failure") == 0 || strcmp(action, "error") == 0)
+		snprintf(action, sizeof(action), "failed");
+	if (!status_from(g->status, strlen(g->status), code))
+		status_from(type_strip(g->diag), strlen(type_strip(g->diag)),
+		    code);
+	if (strcmp(action, "delivered") == 0 || strcmp(action, "relayed") ==
+	    0 || strcmp(action, "expanded") == 0 || code[0] == '2')
+		goto done;
+	if (strcmp(action, "delayed") == 0)
+		kind = DSN_SOFT;
+	else
+		kind = code[0] == '4' ? DSN_SOFT : DSN_HARD;
+	if ((r = rcpt_add(out, addr, kind, code)) != NULL) {
+		put_clean(r->action, sizeof(r->action), action,
+		    strlen(action));
+		put_clean(r->diagnostic, sizeof(r->diagnostic),
+		    type_strip(g->diag), strlen(type_strip(g->diag)));
+		put_clean(r->remote_mta, sizeof(r->remote_mta),
+		    type_strip(g->remote), strlen(type_strip(g->remote)));
+	}
+done:
+	memset(g, 0, sizeof(*g));
+	return named;
+}
+
+/* field_set - store one unfolded field of a report. */
+static void
+field_set(struct dsn_result *out, struct group *g, const char *name,
+    size_t nlen, const char *val)
+{
+	static const struct {
+		const char *name;
+		size_t	 off;
+	} map[] = {
+		{ "original-recipient", offsetof(struct group, orig) },
+		{ "final-recipient", offsetof(struct group, final) },
+		{ "action", offsetof(struct group, action) },
+		{ "status", offsetof(struct group, status) },
+		{ "diagnostic-code", offsetof(struct group, diag) },
+		{ "remote-mta", offsetof(struct group, remote) },
+	};
+	char *dst;
+	size_t i;
+
+	if (nlen == 12 && strncasecmp(name, "reporting-mta", 12) == 0)
+		return;
+	if (nlen == 13 && strncasecmp(name, "reporting-mta", 13) == 0) {
+		put_clean(out->reporting_mta, sizeof(out->reporting_mta),
+		    type_strip(val), strlen(type_strip(val)));
+		return;
+	}
+	for (i = 0; i < NELEM(map); i++) {
+		if (strlen(map[i].name) != nlen ||
+		    strncasecmp(name, map[i].name, nlen) != 0)
+			continue;
+		dst = (char *)g + map[i].off;
+		/* a repeated recipient field starts the next group (some
+		 * MTAs leave out the blank line between groups) */
+		if (i < 2 && dst[0] != '\0')
+			group_flush(out, g);
+		if (dst[0] == '\0')
+			put_clean(dst, DSN_FIELD_MAX, val, strlen(val));
+		return;
+	}
+}
+
+/* report_parse - read the fields of a delivery-status body (n bytes, LF
+ * lines); returns the number of recipient groups that named someone. */
+static int
+report_parse(struct dsn_result *out, const char *s, size_t n)
+{
+	struct group *g = xcalloc(1, sizeof(*g));
+	char *field = xmalloc(DSN_FIELD_MAX);
+	size_t flen = 0, i = 0, eol, len, nlen;
+	int groups = 0;
+	const char *colon;
+
+	field[0] = '\0';
+	for (;;) {
+		eol = i;
+		while (eol < n && s[eol] != '\n')
+			eol++;
+		len = eol - i;
+		if (len > 0 && s[i + len - 1] == '\r')
+			len--;
+		if (i < n && len > 0 && (s[i] == ' ' || s[i] == '\t') &&
+		    flen > 0) {
+			/* folded: continue the field, bounded */
+			if (flen + 1 + len < DSN_FIELD_MAX) {
+				field[flen++] = ' ';
+				memcpy(field + flen, s + i, len);
+				flen += len;
+				field[flen] = '\0';
+			}
+		} else {
+			if (flen > 0 && (colon = memchr(field, ':', flen)) !=
+			    NULL) {
+				nlen = (size_t)(colon - field);
+				while (nlen > 0 && field[nlen - 1] == ' ')
+					nlen--;
+				field_set(out, g, field, nlen,
+				    skip_ws(colon + 1));
+			}
+			flen = 0;
+			field[0] = '\0';
+			if (i >= n)
+				break;
+			if (len == 0 || (len == 1 && s[i] == ' '))
+				groups += group_flush(out, g);
+			else if (len < DSN_FIELD_MAX) {
+				memcpy(field, s + i, len);
+				flen = len;
+				field[flen] = '\0';
+			}
+		}
+		if (eol >= n)
+			i = n;
+		else
+			i = eol + 1;
+	}
+	groups += group_flush(out, g);
+	free(g);
+	free(field);
+	return groups;
+}
+
+/* looks_like_report - a text part that carries delivery-status fields
+ * (some MTAs label the report text/plain). */
+static int
+looks_like_report(const char *s, size_t n)
+{
+	const char *p;
+
+	if ((p = ci_find(s, n, "final-recipient:")) == NULL &&
+	    (p = ci_find(s, n, "original-recipient:")) == NULL)
+		return 0;
+	if (p != s && p[-1] != '\n')
+		return 0;
+	return ci_find(s, n, "\naction:") != NULL ||
+	    ci_find(s, n, "\nstatus:") != NULL;
+}
+
+/* ---- the MIME walk ---- */
+
+/* part_bytes - the decoded content of a leaf part, at most DSN_PART_MAX
+ * bytes, NULs blanked; returns allocated, caller frees. */
+static struct strbuf *
+part_bytes(GMimePart *part)
+{
+	GMimeDataWrapper *w = g_mime_part_get_content(part);
+	GMimeStream *st;
+	GByteArray *arr;
+	struct strbuf *sb = strbuf_new(256);
+	size_t i, n;
+
+	if (w == NULL)
+		return sb;
+	st = g_mime_stream_mem_new();
+	if (g_mime_data_wrapper_write_to_stream(w, st) >= 0) {
+		arr = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(st));
+		n = arr->len < DSN_PART_MAX ? arr->len : DSN_PART_MAX;
+		strbuf_append(sb, arr->data, n);
+		for (i = 0; i < sb->len; i++)
+			if (sb->buf[i] == '\0')
+				sb->buf[i] = ' ';
+	}
+	g_object_unref(st);
+	return sb;
+}
+
+/* id_clean - a Message-ID without <> and blanks, into dst (256). */
+static void
+id_clean(char dst[256], const char *v)
+{
+	const char *s = skip_ws(v), *e;
+
+	if (*s == '<')
+		s++;
+	e = s + strcspn(s, "> \t\r\n");
+	put_clean(dst, 256, s, (size_t)(e - s));
+}
+
+/* headers_msgid - the Message-ID field of a header block (n bytes). */
+static void
+headers_msgid(const char *s, size_t n, char dst[256])
+{
+	const char *p = s, *e = s + n;
+
+	while (p < e) {
+		const char *eol = memchr(p, '\n', (size_t)(e - p));
+		size_t len = eol ? (size_t)(eol - p) : (size_t)(e - p);
+
+		if (len == 0 || (len == 1 && *p == '\r'))
+			break;
+		if (len >= 11 && strncasecmp(p, "message-id:", 11) == 0) {
+			char tmp[512];
+			const char *v = skip_ws(p + 11);
+			size_t vl = len - (size_t)(v - p);
+
+			/* the id may be folded onto the next line */
+			if (vl == 0 && eol != NULL && eol + 1 < e) {
+				v = skip_ws(eol + 1);
+				eol = memchr(v, '\n', (size_t)(e - v));
+				vl = eol ? (size_t)(eol - v) : (size_t)(e - v);
+			}
+			if (vl >= sizeof(tmp))
+				vl = sizeof(tmp) - 1;
+			memcpy(tmp, v, vl);
+			tmp[vl] = '\0';
+			id_clean(dst, tmp);
+			return;
+		}
+		p = eol ? eol + 1 : e;
+	}
+}
+
+/* html_text - append the text of html (tags dropped, a few entities
+ * decoded, block ends as line breaks) to sb. */
+static void
+html_text(struct strbuf *sb, const char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		if (s[i] == '<') {
+			size_t j = i + 1;
+
+			while (j < n && s[j] != '>')
+				j++;
+			if (j - i >= 3 && (strncasecmp(s + i + 1, "br", 2) ==
+			    0 || strncasecmp(s + i + 1, "/p", 2) == 0 ||
+			    strncasecmp(s + i + 1, "/div", 4) == 0 ||
+			    strncasecmp(s + i + 1, "/tr", 3) == 0 ||
+			    strncasecmp(s + i + 1, "p", 1) == 0))
+				strbuf_putc(sb, '\n');
+			else
+				strbuf_putc(sb, ' ');
+			i = j + 1;
+		} else if (s[i] == '&') {
+			if (n - i >= 4 && strncasecmp(s + i, "&lt;", 4) == 0)
+				strbuf_putc(sb, '<'), i += 4;
+			else if (n - i >= 4 && strncasecmp(s + i, "&gt;", 4) ==
+			    0)
+				strbuf_putc(sb, '>'), i += 4;
+			else if (n - i >= 6 && strncasecmp(s + i, "&nbsp;", 6)
+			    == 0)
+				strbuf_putc(sb, ' '), i += 6;
+			else if (n - i >= 5 && strncasecmp(s + i, "&amp;", 5)
+			    == 0)
+				strbuf_putc(sb, '&'), i += 5;
+			else
+				strbuf_putc(sb, s[i++]);
+		} else
+			strbuf_putc(sb, s[i++]);
+	}
+}
+
+/* text_add - append one text part to the scan text, bounded. */
+static void
+text_add(struct strbuf *sb, const char *s, size_t n, int html)
+{
+	if (sb->len >= DSN_SCAN_MAX)
+		return;
+	if (n > DSN_SCAN_MAX - sb->len)
+		n = DSN_SCAN_MAX - sb->len;
+	if (html)
+		html_text(sb, s, n);
+	else
+		strbuf_append(sb, s, n);
+	strbuf_puts(sb, "\n\n");
+}
+
+static void walk_object(struct walk *, GMimeObject *, int, int);
+
+/* walk_message - a message/rfc822 part: the returned message (its id),
+ * or a bounce forwarded as an attachment (its parts are walked). */
+static void
+walk_message(struct walk *w, GMimeMessage *m, int depth, int inner)
+{
+	const char *id = g_mime_message_get_message_id(m);
+	char *dst = w->report_seen ? w->id_after : w->id_before;
+
+	if (id != NULL && dst[0] == '\0')
+		id_clean(dst, id);
+	if (g_mime_message_get_mime_part(m) != NULL)
+		walk_object(w, g_mime_message_get_mime_part(m), depth + 1,
+		    inner + 1);
+}
+
+/* walk_leaf - one leaf part. */
+static void
+walk_leaf(struct walk *w, GMimePart *part, int inner)
+{
+	GMimeContentType *ct = g_mime_object_get_content_type(
+	    GMIME_OBJECT(part));
+	const char *type = ct ? g_mime_content_type_get_media_type(ct) : NULL;
+	const char *sub = ct ? g_mime_content_type_get_media_subtype(ct) :
+	    NULL;
+	struct strbuf *sb;
+	char *dst;
+
+	if (type == NULL || sub == NULL)
+		type = "text", sub = "plain";
+	if (strcasecmp(sub, "delivery-status") == 0 ||
+	    strcasecmp(sub, "global-delivery-status") == 0) {
+		sb = part_bytes(part);
+		w->report_seen = 1;
+		if (!w->report_done && report_parse(w->out, sb->buf, sb->len)
+		    > 0)
+			w->report_done = 1;
+		strbuf_free(sb);
+		return;
+	}
+	if (strcasecmp(sub, "rfc822-headers") == 0 ||
+	    strcasecmp(sub, "global-headers") == 0) {
+		sb = part_bytes(part);
+		dst = w->report_seen ? w->id_after : w->id_before;
+		if (dst[0] == '\0')
+			headers_msgid(sb->buf, sb->len, dst);
+		strbuf_free(sb);
+		return;
+	}
+	if (strcasecmp(type, "text") != 0 || (strcasecmp(sub, "plain") != 0 &&
+	    strcasecmp(sub, "html") != 0))
+		return;
+	if (g_mime_part_is_attachment(part) && inner == 0 &&
+	    w->text->len > 0)
+		return;
+	sb = part_bytes(part);
+	if (!w->report_done && looks_like_report(sb->buf, sb->len)) {
+		w->report_seen = 1;
+		if (report_parse(w->out, sb->buf, sb->len) > 0)
+			w->report_done = 1;
+	}
+	text_add(inner == 0 ? w->text : w->quoted, sb->buf, sb->len,
+	    strcasecmp(sub, "html") == 0);
+	strbuf_free(sb);
+}
+
+/* walk_object - depth-first over the MIME tree, bounded. */
+static void
+walk_object(struct walk *w, GMimeObject *obj, int depth, int inner)
+{
+	int i, n;
+
+	if (obj == NULL || depth > DSN_DEPTH_MAX ||
+	    ++w->nparts > DSN_PARTS_MAX)
+		return;
+	if (GMIME_IS_MULTIPART(obj)) {
+		n = g_mime_multipart_get_count(GMIME_MULTIPART(obj));
+		for (i = 0; i < n; i++)
+			walk_object(w, g_mime_multipart_get_part(
+			    GMIME_MULTIPART(obj), i), depth + 1, inner);
+	} else if (GMIME_IS_MESSAGE_PART(obj)) {
+		GMimeMessage *m = g_mime_message_part_get_message(
+		    GMIME_MESSAGE_PART(obj));
+
+		if (m != NULL)
+			walk_message(w, m, depth, inner);
+	} else if (GMIME_IS_PART(obj))
+		walk_leaf(w, GMIME_PART(obj), inner);
+}
+
+/* ---- text of the bounce ---- */
+
+/* body_msgid - the Message-ID of a returned message quoted in the text:
+ * a "Message-ID:" line, maybe indented or quoted with '>'. */
+static void
+body_msgid(struct dsn_result *out, const struct strbuf *text)
+{
+	const char *s = text->buf, *e = s + text->len, *p, *v;
+
+	for (p = s; p < e; p++) {
+		if (p != s && p[-1] != '\n')
+			continue;
+		v = p;
+		while (v < e && (*v == ' ' || *v == '\t' || *v == '>'))
+			v++;
+		if (e - v > 11 && strncasecmp(v, "message-id:", 11) == 0) {
+			char tmp[512];
+			size_t vl;
+
+			v = skip_ws(v + 11);
+			vl = strcspn(v, "\n");
+			if (vl >= sizeof(tmp))
+				vl = sizeof(tmp) - 1;
+			memcpy(tmp, v, vl);
+			tmp[vl] = '\0';
+			id_clean(out->original_message_id, tmp);
+			if (out->original_message_id[0] != '\0')
+				return;
+		}
+	}
+}
+
+/* text_scan - the non-standard formats: see the detectors above. */
+static void
+text_scan(struct dsn_result *out, GMimeMessage *m, struct strbuf *text,
+    struct strbuf *quoted)
+{
+	(void)out;
+	(void)m;
+	(void)text;
+	(void)quoted;
+}
+
+/* normalise - the input with LF line ends and no NULs, at most
+ * DSN_INPUT_MAX bytes; returns allocated, caller frees. */
+static char *
+normalise(const char *msg, size_t len, size_t *outlen)
+{
+	char *buf;
+	size_t i, o = 0;
+
+	if (len > DSN_INPUT_MAX)
+		len = DSN_INPUT_MAX;
+	buf = xmalloc(len + 1);
+	for (i = 0; i < len; i++) {
+		if (msg[i] == '\r') {
+			buf[o++] = '\n';
+			if (i + 1 < len && msg[i + 1] == '\n')
+				i++;
+		} else
+			buf[o++] = msg[i] == '\0' ? ' ' : msg[i];
+	}
+	buf[o] = '\0';
+	*outlen = o;
+	return buf;
+}
+
+/* dsn_parse - see dsn.h. */
+size_t
+dsn_parse(const char *msg, size_t len, struct dsn_result *out)
+{
+	struct walk w;
+	GMimeStream *st;
+	GMimeParser *p;
+	GMimeMessage *m;
+	char *buf;
+	size_t n;
+
+	memset(out, 0, sizeof(*out));
+	if (msg == NULL || len == 0)
+		return 0;
+	pthread_once(&dsn_once, dsn_gmime_init);
+	buf = normalise(msg, len, &n);
+	st = g_mime_stream_mem_new_with_buffer(buf, n);
+	p = g_mime_parser_new_with_stream(st);
+	m = g_mime_parser_construct_message(p, NULL);
+	memset(&w, 0, sizeof(w));
+	w.out = out;
+	w.text = strbuf_new(4096);
+	w.quoted = strbuf_new(256);
+	if (m != NULL) {
+		walk_object(&w, g_mime_message_get_mime_part(m), 0, 0);
+		out->is_dsn = w.report_seen;
+		if (!w.report_done)
+			text_scan(out, m, w.text, w.quoted);
+		if (w.id_after[0] != '\0')
+			memcpy(out->original_message_id, w.id_after, 256);
+		else if (w.id_before[0] != '\0')
+			memcpy(out->original_message_id, w.id_before, 256);
+		else
+			body_msgid(out, w.text);
+		g_object_unref(m);
+	}
+	strbuf_free(w.text);
+	strbuf_free(w.quoted);
+	g_object_unref(p);
+	g_object_unref(st);
+	free(buf);
+	return out->nrcpt;
+}
+
+/* dsn_counts - see dsn.h. */
+int
+dsn_counts(const char *status)
+{
+	if (status == NULL)
+		return 1;
+	if (strncmp(status, "5.7.", 4) == 0)
+		return 0;
+	if (strcmp(status, "5.3.4") == 0 || strcmp(status, "5.2.3") == 0)
+		return 0;
+	return 1;
+}
