@@ -476,6 +476,8 @@ post(struct db *d, struct karl_clnt *kc, const struct row *w)
 		    "AND (m.delivery = 'individual' OR "
 		    "(m.delivery = 'special_only' AND $3::boolean)) "
 		    "AND coalesce(bs.status, 'ok') = 'ok' "
+		    "AND (m.nomail_until IS NULL OR m.nomail_until < "
+		    "current_date) "
 		    "AND NOT EXISTS (SELECT 1 FROM topic_subscriptions ts "
 		    "WHERE ts.membership_id = m.id AND ts.topic_id = $4::bigint "
 		    "AND ts.mode = 'mute') "

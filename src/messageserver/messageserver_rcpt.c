@@ -4,21 +4,22 @@
  * mean here?
  *
  * local@domain, the domain compared case-insensitively, must be cfg.domain
- * or a row of domains (else 403).  The local part (lower-cased) is
- *	group			post to the group
- *	group+owner		the group's owners
- *	group+bounces-TOKEN	a VERP bounce; detail = TOKEN
- *	group+COMMAND		an email command (ms_commands below)
- *	group+COMMAND-ARG	one with an argument (ms_arg_commands)
- * for an existing group of that domain, or a forward_rules row (detail =
- * the target address, or group@domain of the target group); anything else
- * is 404.  The database being unreachable is 503.
+ * or a row of domains (else 403).  The local part is parsed by cmdaddr.c
+ * (post, owner, bounce with its token, a command with its argument); when
+ * that names an existing group of the domain (status not disabled), that
+ * is the route.  Otherwise, in order: an enabled forward_rules row for
+ * (domain, local part), a rule of cfg.forward_rules (main domain only),
+ * and postmaster, which RFC 5321 requires to be deliverable: without a
+ * rule it goes to the site's first administrator (accounts.is_admin).
+ * Anything else is 404; the database being unreachable is 503.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "api_proto.h"
+#include "cmdaddr.h"
 #include "config.h"
 #include "daemon.h"
 #include "db.h"
@@ -26,63 +27,79 @@
 #include "messageserver.h"
 #include "xalloc.h"
 
-/* The email commands, as group+<command>@domain. */
-static const char *const ms_commands[] = {
-	"subscribe", "unsubscribe", "join", "leave", "signoff", "help",
-	"digest", "plaindigest", "summary", "special", "nomail", "mail",
-	"single", "individual", "confirm", NULL
-};
+#define POSTMASTER	"postmaster"
 
-/* Commands with an argument, as group+<command>-<arg>@domain: signed
- * tokens (approve, reject, confirm, unsubscribe), a date (nomail-until)
- * or a topic or hashtag (mute, follow); detail = the argument. */
-static const char *const ms_arg_commands[] = {
-	"approve", "reject", "confirm", "unsubscribe", "nomail-until",
-	"mute", "follow", NULL
-};
+static pthread_once_t rules_checked = PTHREAD_ONCE_INIT;
 
-#define MS_BOUNCE_PREFIX	"bounces"
-
-/* lower - ASCII lower-case s in place. */
+/* check_rules - say once that cfg.forward_rules has an entry we skip. */
 static void
-lower(char *s)
+check_rules(void)
 {
-	for (; *s != '\0'; s++)
-		if (*s >= 'A' && *s <= 'Z')
-			*s = (char)(*s - 'A' + 'a');
+	char err[256];
+
+	if (cmdaddr_forward_check(cfg.forward_rules, err, sizeof(err)) == -1)
+		log_warnx("messageserver: %s; that entry is ignored", err);
 }
 
-/* arg_command - 1 if s is "<command>-<arg>" for one of ms_arg_commands,
- * with r's command and detail set; the detail comes from orig, the same
- * text before lower-casing, since tokens are case-sensitive. */
-static int
-arg_command(const char *s, const char *orig, struct ms_route *r)
+/* group_route - *r for the parsed local part a of an existing group. */
+static void
+group_route(const struct cmdaddr *a, struct ms_route *r)
 {
-	size_t i, n;
-
-	for (i = 0; ms_arg_commands[i] != NULL; i++) {
-		n = strlen(ms_arg_commands[i]);
-		if (strncmp(s, ms_arg_commands[i], n) != 0 || s[n] != '-' ||
-		    s[n + 1] == '\0')
-			continue;
-		strlcpy_chk(r->command, ms_arg_commands[i],
+	strlcpy_chk(r->group, a->group, sizeof(r->group));
+	switch (a->kind) {
+	case CMDADDR_KIND_POST:
+		r->kind = MS_ROUTE_POST;
+		break;
+	case CMDADDR_KIND_OWNER:
+		r->kind = MS_ROUTE_OWNER;
+		break;
+	case CMDADDR_KIND_BOUNCE:
+		r->kind = MS_ROUTE_BOUNCE;
+		strlcpy_chk(r->detail, a->arg, sizeof(r->detail));
+		break;
+	case CMDADDR_KIND_COMMAND:
+		r->kind = MS_ROUTE_COMMAND;
+		strlcpy_chk(r->command, cmdaddr_name(a->cmd),
 		    sizeof(r->command));
-		strlcpy_chk(r->detail, orig + n + 1, sizeof(r->detail));
-		return 1;
+		strlcpy_chk(r->detail, a->arg, sizeof(r->detail));
+		break;
 	}
-	return 0;
 }
 
-/* is_command - 1 if s is one of ms_commands. */
+/* forward - the forward target of local@domain (local lower-cased) into
+ * r: 1, 0 when nothing names it, -1 on a database error. */
 static int
-is_command(const char *s)
+forward(struct db *d, const char *domain, const char *local,
+    struct ms_route *r)
 {
-	size_t i;
+	char target[MS_ADDR_MAX + 1];
+	int found;
 
-	for (i = 0; ms_commands[i] != NULL; i++)
-		if (strcmp(s, ms_commands[i]) == 0)
-			return 1;
-	return 0;
+	found = db_query_value(d, "SELECT coalesce(f.target_address, "
+	    "g.name || '@' || g.domain) FROM forward_rules f "
+	    "LEFT JOIN groups g ON g.id = f.target_group_id "
+	    "WHERE f.domain = $1 AND f.local_part = $2 AND f.enabled",
+	    DB_PARAMS(domain, local), target, sizeof(target));
+	if (found == 0 && cfg.domain != NULL &&
+	    strcasecmp(domain, cfg.domain) == 0) {
+		pthread_once(&rules_checked, check_rules);
+		found = cmdaddr_forward(cfg.forward_rules, local, target,
+		    sizeof(target));
+	}
+	if (found == 0 && strcmp(local, POSTMASTER) == 0) {
+		found = db_query_value(d, "SELECT email FROM accounts WHERE "
+		    "is_admin AND status = 'active' ORDER BY id LIMIT 1",
+		    DB_NOPARAMS, target, sizeof(target));
+		if (found == 0)
+			log_warnx("messageserver: postmaster@%s has no forward "
+			    "rule and the site no administrator: refused",
+			    domain);
+	}
+	if (found != 1)
+		return found;
+	r->kind = MS_ROUTE_FORWARD;
+	strlcpy_chk(r->detail, target, sizeof(r->detail));
+	return 1;
 }
 
 enum ms_rcpt_status
@@ -90,22 +107,22 @@ messageserver_rcpt_resolve(struct db *d, const char *addr,
     struct ms_route *r)
 {
 	char local[MS_ADDR_MAX + 1], domain[MS_ADDR_MAX + 1];
-	char orig[MS_ADDR_MAX + 1];
-	char group[MS_ADDR_MAX + 1], target[MS_ADDR_MAX + 1];
-	const char *at, *plus, *ext;
+	struct cmdaddr a;
+	const char *at;
+	size_t i;
 	int found;
 
 	memset(r, 0, sizeof(*r));
 	at = strrchr(addr, '@');
 	/* the local part may exceed RFC 5321's 64 octets: VERP tokens */
 	if (at == NULL || at == addr || at[1] == '\0' ||
-	    strlen(at + 1) > 253)
+	    strlen(at + 1) > 253 || (size_t)(at - addr) >= sizeof(local))
 		return MS_RCPT_UNKNOWN;
 	snprintf(local, sizeof(local), "%.*s", (int)(at - addr), addr);
-	strlcpy_chk(orig, local, sizeof(orig));
 	strlcpy_chk(domain, at + 1, sizeof(domain));
-	lower(local);
-	lower(domain);
+	for (i = 0; domain[i] != '\0'; i++)
+		if (domain[i] >= 'A' && domain[i] <= 'Z')
+			domain[i] = (char)(domain[i] - 'A' + 'a');
 
 	if (cfg.domain == NULL || strcasecmp(domain, cfg.domain) != 0) {
 		found = db_query_value(d, "SELECT 1 FROM domains "
@@ -117,61 +134,30 @@ messageserver_rcpt_resolve(struct db *d, const char *addr,
 	}
 	strlcpy_chk(r->domain, domain, sizeof(r->domain));
 
-	plus = strchr(local, '+');
-	snprintf(group, sizeof(group), "%.*s",
-	    (int)(plus ? (size_t)(plus - local) : strlen(local)), local);
-	ext = plus ? plus + 1 : NULL;
-	found = db_query_value(d, "SELECT 1 FROM groups WHERE domain = $1 AND "
-	    "name = $2 AND status <> 'disabled'", DB_PARAMS(domain, group),
-	    NULL, 0);
-	if (found == -1)
-		return MS_RCPT_TEMPFAIL;
-	if (found == 1) {
-		strlcpy_chk(r->group, group, sizeof(r->group));
-		if (ext == NULL) {
-			r->kind = MS_ROUTE_POST;
+	if (cmdaddr_parse(local, &a) == 0) {
+		found = db_query_value(d, "SELECT 1 FROM groups WHERE "
+		    "domain = $1 AND name = $2 AND status <> 'disabled'",
+		    DB_PARAMS(domain, a.group), NULL, 0);
+		if (found == -1)
+			return MS_RCPT_TEMPFAIL;
+		if (found == 1) {
+			group_route(&a, r);
 			return MS_RCPT_OK;
 		}
-		if (strcmp(ext, "owner") == 0) {
-			r->kind = MS_ROUTE_OWNER;
-			return MS_RCPT_OK;
-		}
-		if (strncmp(ext, MS_BOUNCE_PREFIX,
-		    strlen(MS_BOUNCE_PREFIX)) == 0 &&
-		    (ext[strlen(MS_BOUNCE_PREFIX)] == '\0' ||
-		    ext[strlen(MS_BOUNCE_PREFIX)] == '-')) {
-			r->kind = MS_ROUTE_BOUNCE;
-			ext += strlen(MS_BOUNCE_PREFIX);
-			/* the token keeps its case */
-			strlcpy_chk(r->detail, *ext == '-' ?
-			    orig + (ext + 1 - local) : "", sizeof(r->detail));
-			return MS_RCPT_OK;
-		}
-		if (is_command(ext)) {
-			r->kind = MS_ROUTE_COMMAND;
-			strlcpy_chk(r->command, ext, sizeof(r->command));
-			return MS_RCPT_OK;
-		}
-		if (arg_command(ext, orig + (ext - local), r)) {
-			r->kind = MS_ROUTE_COMMAND;
-			return MS_RCPT_OK;
-		}
-		r->group[0] = '\0';
 	}
 
-	found = db_query_value(d, "SELECT coalesce(f.target_address, "
-	    "g.name || '@' || g.domain) FROM forward_rules f "
-	    "LEFT JOIN groups g ON g.id = f.target_group_id "
-	    "WHERE f.domain = $1 AND f.local_part = $2 AND f.enabled",
-	    DB_PARAMS(domain, local), target, sizeof(target));
-	if (found == -1)
-		return MS_RCPT_TEMPFAIL;
-	if (found == 1) {
-		r->kind = MS_ROUTE_FORWARD;
-		strlcpy_chk(r->detail, target, sizeof(r->detail));
+	/* forward rules name whole local parts, in lower case */
+	for (i = 0; local[i] != '\0'; i++)
+		if (local[i] >= 'A' && local[i] <= 'Z')
+			local[i] = (char)(local[i] - 'A' + 'a');
+	switch (forward(d, domain, local, r)) {
+	case 1:
 		return MS_RCPT_OK;
+	case 0:
+		return MS_RCPT_UNKNOWN;
+	default:
+		return MS_RCPT_TEMPFAIL;
 	}
-	return MS_RCPT_UNKNOWN;
 }
 
 /* messageserver_rcpt_handler - POST /v1/rcpt {"rcpt": addr}. */
