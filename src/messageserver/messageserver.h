@@ -296,4 +296,37 @@ int	 messageserver_posts_handler(struct httpd_req *);
 /* messageserver_inbound_handler - POST /v1/inbound. */
 int	 messageserver_inbound_handler(struct httpd_req *);
 
+/*
+ * Moderators' replies, the owners' address and forward rules
+ * (messageserver_moderate.c, messageserver_forward.c).
+ */
+/* messageserver_post_release - archive a held message a moderator
+ * approved and queue its fan-out, as an accepted post: the duplicate
+ * check (archived only) and the archive step of the pipeline without its
+ * policy; inside the caller's transaction, 0 with *res filled (archived,
+ * or duplicate when that Message-ID is already archived), -1 on error. */
+int	 messageserver_post_release(struct db *d, const struct ms_group *g,
+	    const struct ms_submission *s, struct ms_result *res);
+/* messageserver_moderation_verify - what a moderation token names
+ * ("<pending id>" or "m<membership id>"; allocated, caller frees) or
+ * NULL; *expired is set when the token is genuine but out of date.
+ * Tokens are short (token_short_sign: "<item>.<last day>.<mac>", any
+ * case) so that a reply address stays within 64 octets. */
+char	*messageserver_moderation_verify(const char *token, int *expired);
+/* messageserver_notice_text - a short notice (text) from group+owner to
+ * one address, queued in the outbox with Auto-Submitted: auto-replied;
+ * an address of one of our own domains is never written to (0, logged).
+ * in_reply_to may be NULL. */
+int	 messageserver_notice_text(struct db *d, const struct ms_group *g,
+	    const char *to, const char *subject, const char *text,
+	    const char *in_reply_to);
+/* messageserver_notice_raw - queue raw (a whole message, e.g. a
+ * forward) for receivers (a JSON array of {"to": ...}; borrowed), sent
+ * through group g's bounce address and DKIM domain. */
+int	 messageserver_notice_raw(struct db *d, const struct ms_group *g,
+	    const char *raw, size_t len, json_t *receivers);
+/* messageserver_own_address - 1 if addr is in cfg.domain or a domain of
+ * the domains table, 0 if not, -1 on a database error. */
+int	 messageserver_own_address(struct db *d, const char *addr);
+
 #endif

@@ -8,14 +8,17 @@
  * transaction, so they leave exactly when the decision is committed.
  * They come from group+owner@domain with Auto-Submitted: auto-replied
  * (RFC 3834), so well-behaved responders do not answer them.  The
- * moderation token is HMAC-signed (token.h, purpose "moderate") over the
- * held message's id ("<pending id>") or the pending membership's
- * ("m<membership id>") and expires with it; messageserver_moderate.c
- * verifies it.
+ * moderation token is a short HMAC-signed token (token.h, purpose
+ * "moderate") over the held message's id ("<pending id>") or the pending
+ * membership's ("m<membership id>") and the last day it is valid (the
+ * item's expiry); messageserver_moderate.c verifies it.  Moderators'
+ * decisions are answered here too (messageserver_notice_text), and
+ * forwards are queued through messageserver_notice_raw.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "config.h"
@@ -39,16 +42,50 @@ moderation_key(unsigned char key[TOKEN_KEY_LEN])
 	    cfg.secret ? strlen(cfg.secret) : 0, "moderate", key);
 }
 
-/* moderation_sign - a moderation token over payload, valid days days
- * (allocated). */
+/* moderation_sign - a moderation token naming item (a pending id, or
+ * "m<membership id>"), valid for days days (allocated).  A short token
+ * (token_short_sign): "<item>.<last day>.<mac>", the last day it is valid
+ * counted in days since 1970.  token_sign's long form would make the
+ * reply address's local part longer than the 64 octets RFC 5321 allows,
+ * which our smtpd and many others refuse; the short MAC also survives a
+ * mail system that changes the case of the local part. */
 static char *
-moderation_sign(const char *payload, int days)
+moderation_sign(const char *item, int days)
 {
 	unsigned char key[TOKEN_KEY_LEN];
+	char payload[TOKEN_SHORT_PAYLOAD_MAX + 1];
+	long long last = ((long long)time(NULL) + (long long)days * 86400) /
+	    86400;
 
 	moderation_key(key);
-	return token_sign(key, "moderate", payload, strlen(payload),
-	    time(NULL) + (time_t)days * 86400);
+	if (snprintf(payload, sizeof(payload), "%s.%lld", item, last) >=
+	    (int)sizeof(payload))
+		panic("moderation token payload %s too long", item);
+	return token_short_sign(key, "moderate", payload);
+}
+
+char *
+messageserver_moderation_verify(const char *token, int *expired)
+{
+	unsigned char key[TOKEN_KEY_LEN];
+	char payload[TOKEN_SHORT_PAYLOAD_MAX + 1], *dot, *end;
+	long long last;
+
+	*expired = 0;
+	moderation_key(key);
+	if (token_short_verify(key, "moderate", token, payload,
+	    sizeof(payload)) != TOKEN_OK ||
+	    (dot = strrchr(payload, '.')) == NULL || dot == payload)
+		return NULL;
+	*dot = '\0';
+	last = strtoll(dot + 1, &end, 10);
+	if (*end != '\0' || end == dot + 1)
+		return NULL;
+	if ((long long)time(NULL) / 86400 > last) {
+		*expired = 1;
+		return NULL;
+	}
+	return xstrdup(payload);
 }
 
 char *
@@ -76,6 +113,68 @@ queue(struct db *d, const struct ms_group *g, const char *raw, size_t len,
 	free(hex);
 	free(js);
 	return rc == -1 ? -1 : 0;
+}
+
+int
+messageserver_notice_raw(struct db *d, const struct ms_group *g,
+    const char *raw, size_t len, json_t *receivers)
+{
+	return queue(d, g, raw, len, receivers);
+}
+
+int
+messageserver_own_address(struct db *d, const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	if (at == NULL)
+		return 0;
+	if (cfg.domain != NULL && strcasecmp(at + 1, cfg.domain) == 0)
+		return 1;
+	return db_query_value(d, "SELECT 1 FROM domains WHERE name = "
+	    "lower($1)", DB_PARAMS(at + 1), NULL, 0);
+}
+
+int
+messageserver_notice_text(struct db *d, const struct ms_group *g,
+    const char *to, const char *subject, const char *text,
+    const char *in_reply_to)
+{
+	struct ms_header hdr[] = { { "Auto-Submitted", "auto-replied" } };
+	const char *tov[1] = { to };
+	struct ms_compose c;
+	char *from, *raw;
+	size_t len;
+	json_t *rcv;
+	int rc;
+
+	if (strchr(to, '@') == NULL)
+		return 0;
+	if ((rc = messageserver_own_address(d, to)) != 0) {
+		if (rc == 1)
+			log_warnx("messageserver: no notice to our own address "
+			    "%s (%s)", to, subject);
+		return rc == 1 ? 0 : -1;
+	}
+	from = xasprintf("%s+owner@%s", g->name, g->domain);
+	memset(&c, 0, sizeof(c));
+	c.from_name = g->title[0] ? g->title : g->name;
+	c.from_addr = from;
+	c.to = tov;
+	c.nto = 1;
+	c.subject = subject;
+	c.text = text;
+	c.msgid_domain = g->domain;
+	c.in_reply_to = in_reply_to;
+	c.headers = hdr;
+	c.nheaders = 1;
+	raw = messageserver_compose(&c, &len);
+	rcv = json_pack("[{s:s}]", "to", to);
+	rc = queue(d, g, raw, len, rcv);
+	json_decref(rcv);
+	free(raw);
+	free(from);
+	return rc;
 }
 
 /* moderators - the addresses of g's active owners and moderators (at

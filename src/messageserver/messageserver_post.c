@@ -21,6 +21,9 @@
  *  6. the action: hold (pending_messages + a notice to the moderators),
  *     reject (a notice to the poster), or archive, queueing the fan-out
  *     in the outbox unless a no-email hashtag says otherwise.
+ * A held message a moderator approves (messageserver_moderate.c) comes
+ * back through messageserver_post_release: the same archive-and-queue
+ * step, without the checks that held it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,10 +103,10 @@ messageserver_group_load(struct db *d, const char *domain, const char *name,
 }
 
 /* duplicate - 1 (with res filled) if the group has this Message-ID
- * archived or held, 0 if not, -1 on error. */
+ * archived, or (held_too) held, 0 if not, -1 on error. */
 static int
 duplicate(struct db *d, const struct ms_group *g, const char *msgid,
-    struct ms_result *res)
+    int held_too, struct ms_result *res)
 {
 	PGresult *r;
 	int found;
@@ -111,8 +114,8 @@ duplicate(struct db *d, const struct ms_group *g, const char *msgid,
 	r = db_query(d, "SELECT 'archived', number, topic_id FROM messages "
 	    "WHERE group_id = $1 AND message_id = $2 UNION ALL "
 	    "SELECT 'held', id, 0 FROM pending_messages WHERE group_id = $1 "
-	    "AND message_id = $2 AND status = 'pending' LIMIT 1",
-	    DB_PARAMS(g->id, msgid));
+	    "AND message_id = $2 AND status = 'pending' AND $3::boolean "
+	    "LIMIT 1", DB_PARAMS(g->id, msgid, held_too ? "true" : "false"));
 	if (r == NULL)
 		return -1;
 	if ((found = PQntuples(r) > 0)) {
@@ -253,6 +256,21 @@ tags_load(struct db *d, const struct ms_group *g, const char *subject,
 	return 0;
 }
 
+/* topic_load - the topic p joins ("" a new one) and what its hashtags
+ * ask for; 0 or -1. */
+static int
+topic_load(struct db *d, const struct ms_group *g, const struct ms_parsed *p,
+    char *topic, size_t len, struct tagflags *tf)
+{
+	int rc;
+
+	if ((rc = messageserver_archive_topic(d, g->id, p, topic, len)) == -1)
+		return -1;
+	if (rc == 0)
+		topic[0] = '\0';
+	return tags_load(d, g, p->subject, topic, tf);
+}
+
 /* decide - the group's policy applied to this poster and message. */
 static struct decision
 decide(const struct ms_group *g, const struct ms_submission *s,
@@ -377,7 +395,7 @@ messageserver_post_group(struct db *d, const struct ms_group *g,
 
 	memset(res, 0, sizeof(*res));
 	res->reason = "";
-	if ((rc = duplicate(d, g, p->message_id, res)) != 0)
+	if ((rc = duplicate(d, g, p->message_id, 1, res)) != 0)
 		return rc == 1 ? 0 : -1;
 	if (sender_load(d, g, p->from_addr, &sd) == -1)
 		return -1;
@@ -391,12 +409,7 @@ messageserver_post_group(struct db *d, const struct ms_group *g,
 		if (env.member || env.banned)
 			sd = env;
 	}
-	if ((rc = messageserver_archive_topic(d, g->id, p, topic,
-	    sizeof(topic))) == -1)
-		return -1;
-	if (rc == 0)
-		topic[0] = '\0';
-	if (tags_load(d, g, p->subject, topic, &tf) == -1)
+	if (topic_load(d, g, p, topic, sizeof(topic), &tf) == -1)
 		return -1;
 	if (!automation(g, s, &dc))
 		dc = decide(g, s, &sd, topic[0] == '\0', &tf);
@@ -429,6 +442,29 @@ messageserver_post_group(struct db *d, const struct ms_group *g,
 		return -1;
 	log_debug("%s messageserver: <%s> archived to %s@%s #%lld topic %lld",
 	    s->cid, p->message_id, g->name, g->domain, res->number,
+	    res->topic_id);
+	return 0;
+}
+
+int
+messageserver_post_release(struct db *d, const struct ms_group *g,
+    const struct ms_submission *s, struct ms_result *res)
+{
+	const struct ms_parsed *p = s->p;
+	struct tagflags tf;
+	char topic[32] = "";
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	res->reason = "";
+	/* the poster sent it again and that copy got in: never twice */
+	if ((rc = duplicate(d, g, p->message_id, 0, res)) != 0)
+		return rc == 1 ? 0 : -1;
+	if (topic_load(d, g, p, topic, sizeof(topic), &tf) == -1 ||
+	    archive(d, g, s, topic, &tf, res) == -1)
+		return -1;
+	log_debug("%s messageserver: <%s> released to %s@%s #%lld topic "
+	    "%lld", s->cid, p->message_id, g->name, g->domain, res->number,
 	    res->topic_id);
 	return 0;
 }
