@@ -38,7 +38,7 @@
 struct walk {
 	struct dsn_result *out;
 	struct strbuf *text;	/* readable text of the bounce itself */
-	struct strbuf *quoted;	/* text of attached messages (forwarded) */
+	char	 author[DSN_FIELD_MAX];	/* From of the returned message */
 	int	 nparts;
 	int	 report_done;	/* a delivery-status part gave recipients */
 	int	 report_seen;	/* a delivery-status part was there at all */
@@ -267,8 +267,10 @@ addr_clean(const char *src, size_t n, char dst[DSN_ADDR_MAX + 1])
 		return -1;
 	if ((size_t)(e - s) > DSN_ADDR_MAX || (size_t)(at - s) > 64)
 		return -1;
+	if (*s == '.' || at[-1] == '.')
+		return -1;
 	for (p = s; p < at; p++)
-		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f ||
+		if ((p[0] == '.' && p[1] == '.') || (unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f ||
 		    strchr("<>()[],;:\\\"@", *p) != NULL)
 			return -1;
 	if (at[1] == '.' || e[-1] == '-' || strchr(at + 1, '.') == NULL)
@@ -637,8 +639,12 @@ walk_message(struct walk *w, GMimeMessage *m, int depth, int inner)
 	const char *id = g_mime_message_get_message_id(m);
 	char *dst = w->report_seen ? w->id_after : w->id_before;
 
+	const char *from = g_mime_object_get_header(GMIME_OBJECT(m), "From");
+
 	if (id != NULL && dst[0] == '\0')
 		id_clean(dst, id);
+	if (from != NULL && w->author[0] == '\0')
+		put_clean(w->author, sizeof(w->author), from, strlen(from));
 	if (g_mime_message_get_mime_part(m) != NULL)
 		walk_object(w, g_mime_message_get_mime_part(m), depth + 1,
 		    inner + 1);
@@ -689,8 +695,10 @@ walk_leaf(struct walk *w, GMimePart *part, int inner)
 		if (report_parse(w->out, sb->buf, sb->len) > 0)
 			w->report_done = 1;
 	}
-	text_add(inner == 0 ? w->text : w->quoted, sb->buf, sb->len,
-	    strcasecmp(sub, "html") == 0);
+	/* the text of a returned message is the member's, not the MTA's */
+	if (inner == 0)
+		text_add(w->text, sb->buf, sb->len, strcasecmp(sub, "html") ==
+		    0);
 	strbuf_free(sb);
 }
 
@@ -750,15 +758,487 @@ body_msgid(struct dsn_result *out, const struct strbuf *text)
 	}
 }
 
-/* text_scan - the non-standard formats: see the detectors above. */
+/*
+ * The non-standard formats.  Rather than one detector per MTA, the text
+ * of a bounce is read as most MTAs write it: a few sentences saying that
+ * delivery failed, the failed addresses (alone on a line, "<addr>:",
+ * "addr: 550 ...", "Failed Recipient: addr", "... to addr"), a reason,
+ * and then a copy of the message, introduced by a marker line ("--- Below
+ * this line is a copy of the message.") or by its raw header lines.  So:
+ * only a message that looks like a bounce (sender, subject or wording) is
+ * read; reading stops at the copy; lines that quote the original
+ * headers (To:, Subject:, ...) and contact lines are passed over; the
+ * addresses of the bounce's own headers, postmasters and mailer daemons
+ * are not recipients; the author of the returned message only counts
+ * when nobody else is named.  Permanence comes from the reply or
+ * enhanced code next to the address, else from warning wording.
+ */
+
+/* phrases that end the bounce's own text: a copy of the message follows */
+static const char *const text_end[] = {
+	"below this line is a copy", "copy of the message",
+	"copy of the original message", "original message follows",
+	"original message as received", "original message attached",
+	"message follows", "returned mail follows", "message header follow",
+	"message headers follow", "header of the original message",
+	"headers of the original message", "message text follows",
+	"message body follows", "unsent message below",
+	"----- original message", "summary of the undelivered message",
+	"your message reads", "first 50 lines", "included is a copy",
+	"header and top", "here is a copy", "body suppressed",
+	"transcript of session", "session transcript", "old message:",
+	"may be of help",
+};
+
+/* header lines at the left margin that start a copy of the message */
+static const char *const text_copy_hdr[] = {
+	"received:", "return-path:", "message-id:", "delivered-to:",
+	"dkim-signature:", "mime-version:", "path:", "references:",
+	"in-reply-to:", "content-type: message/", "content-type: text/rfc822",
+	"x-",
+};
+
+/* line openings that quote the original message's headers */
+static const char *const text_quoted_hdr[] = {
+	"to:", "cc:", "bcc:", "from:", "sender:", "reply-to:", "date:",
+	"sent:", "subject:", "message-id:", "de:", "para:", "return-path:",
+	"received:", "in-reply-to:", "references:",
+};
+
+/* wording of a bounce's text (checked in its first part) */
+static const char *const text_failed[] = {
+	"could not be delivered", "not be delivered", "was not delivered",
+	"not delivered to", "undeliverable", "unable to deliver",
+	"could not deliver", "couldn't deliver", "not able to deliver",
+	"wasn't able to deliver", "delivery failed", "delivery failure",
+	"delivery to the following", "did not reach", "not yet been delivered",
+	"permanent error", "permanent fatal", "failed permanently",
+	"following address", "following recipient", "no such user",
+	"user unknown", "delivery problem", "non-delivery", "returned mail",
+	"has been postponed", "error-for:", "qmail-send", "mail delivery",
+	"failed address", "failed recipient", "invalid final delivery",
+	"undeliverable address", "delivery status notification",
+	"not listed in", "cannot be delivered", "can not be delivered",
+	"pas pu etre delivre", "non remis",
+};
+
+/* the same in a subject */
+static const char *const subject_failed[] = {
+	"undeliver", "delivery fail", "delivery status", "failure notice",
+	"returned mail", "mail delivery", "not delivered", "non-delivery",
+	"delivery problem", "delivery failure", "failed mail",
+	"mail error", "error during delivery", "could not be delivered",
+	"delivery warning", "message delayed", "has not yet been delivered",
+	"rejected", "non remis", "mail failed", "mail system error",
+	"failure delivery", "returned to sender", "processing error",
+	"user unknown",
+};
+
+/* wording of a warning: delivery is still being tried */
+static const char *const text_warning[] = {
+	"not yet been delivered", "has been delayed", "will continue to",
+	"will be retried", "warning message only", "just a warning",
+	"has been postponed", "advisory-only", "attempts will continue",
+	"still trying", "will keep trying", "no action is required",
+};
+
+/* labels that name the failed address outright; when a bounce has
+ * them, loose mentions of other addresses are not believed */
+static const char *const text_label[] = {
+	"was addressed,", "intended recipient:", "failed recipient:",
+	"undeliverable address:", "error-for:", "invalid final delivery userid:",
+	"unknown user:", "failed address:", "recipient address:",
+};
+
+/* line_has - one of the phrases occurs in the n bytes of s. */
+static int
+line_has(const char *s, size_t n, const char *const *list, size_t nlist)
+{
+	size_t i;
+
+	for (i = 0; i < nlist; i++)
+		if (ci_find(s, n, list[i]) != NULL)
+			return 1;
+	return 0;
+}
+
+/* line_opens - s (n bytes) starts with one of the words. */
+static int
+line_opens(const char *s, size_t n, const char *const *list, size_t nlist)
+{
+	size_t i, l;
+
+	for (i = 0; i < nlist; i++) {
+		l = strlen(list[i]);
+		if (n >= l && strncasecmp(s, list[i], l) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+#define ADDR_DELIM	" \t<>()[]\"',;:=*|{}\\/`"
+#define NOT_RCPT_MAX	16
+
+/* the addresses that are never a failed recipient */
+struct not_rcpt {
+	char	 addr[NOT_RCPT_MAX][DSN_ADDR_MAX + 1];
+	size_t	 n;
+};
+
+/* line_addrs - call fn for each plausible address in the n bytes of s;
+ * stops early when fn returns nonzero. */
+static void
+line_addrs(const char *s, size_t n, int (*fn)(const char *, void *),
+    void *arg)
+{
+	char addr[DSN_ADDR_MAX + 1];
+	size_t i = 0, j;
+
+	while (i < n) {
+		while (i < n && strchr(ADDR_DELIM, s[i]) != NULL)
+			i++;
+		j = i;
+		while (j < n && strchr(ADDR_DELIM, s[j]) == NULL)
+			j++;
+		if (j > i && memchr(s + i, '@', j - i) != NULL &&
+		    addr_clean(s + i, j - i, addr) == 0 && fn(addr, arg))
+			return;
+		i = j;
+	}
+}
+
+/* not_rcpt_add - line_addrs callback: remember an address. */
+static int
+not_rcpt_add(const char *addr, void *arg)
+{
+	struct not_rcpt *nr = arg;
+
+	if (nr->n < NOT_RCPT_MAX)
+		snprintf(nr->addr[nr->n++], DSN_ADDR_MAX + 1, "%s", addr);
+	return 0;
+}
+
+/* not_rcpt_has - addr is one of nr's. */
+static int
+not_rcpt_has(const struct not_rcpt *nr, const char *addr)
+{
+	size_t i;
+
+	for (i = 0; i < nr->n; i++)
+		if (strcasecmp(nr->addr[i], addr) == 0)
+			return 1;
+	return 0;
+}
+
+/* header_addrs - the addresses of one header of m into nr. */
+static void
+header_addrs(GMimeObject *obj, const char *name, struct not_rcpt *nr)
+{
+	const char *v = g_mime_object_get_header(obj, name);
+
+	if (v != NULL)
+		line_addrs(v, strlen(v), not_rcpt_add, nr);
+}
+
+/* service_addr - a role address that sends bounces, not a recipient. */
+static int
+service_addr(const char *addr)
+{
+	return strncasecmp(addr, "postmaster@", 11) == 0 ||
+	    strncasecmp(addr, "mailer-daemon@", 14) == 0 ||
+	    strncasecmp(addr, "mailer_daemon@", 14) == 0;
+}
+
+/* one line of the text being read */
+struct line {
+	const char *s;
+	size_t	 n;
+};
+
+/* what the text reader keeps */
+struct reader {
+	struct dsn_result *out;
+	const struct not_rcpt *never;	/* headers of the bounce */
+	const struct not_rcpt *author;	/* of the returned message */
+	const char *text;
+	size_t	 end;		/* bytes of text that are the bounce's own */
+	size_t	 pos;		/* the current line */
+	size_t	 len;
+	int	 warning;	/* wording says delivery is still tried */
+	size_t	 nauthor;	/* entries that are the author */
+};
+
+/* line_at - the line of text at off (without its LF) and the next. */
+static size_t
+line_at(const char *text, size_t size, size_t off, struct line *l)
+{
+	const char *eol = memchr(text + off, '\n', size - off);
+
+	l->s = text + off;
+	l->n = eol ? (size_t)(eol - l->s) : size - off;
+	return eol ? (size_t)(eol - text) + 1 : size;
+}
+
+/* rcpt_context - the status and diagnostic for an address found at
+ * line r->pos: that line's rest and the next few, to a blank line or a
+ * line that names someone else. */
+static void
+rcpt_context(struct reader *r, const char *addr, char code[16],
+    char *diag, size_t dsize)
+{
+	char buf[DSN_TEXT_MAX * 2];
+	size_t off = r->pos, o = 0, lines = 0;
+	struct line l;
+	const char *p;
+
+	code[0] = '\0';
+	while (off < r->end && lines < 6) {
+		off = line_at(r->text, r->end, off, &l);
+		if (lines > 0 && (l.n == 0 || (*skip_ws(l.s) == '<' &&
+		    ci_find(l.s, l.n, addr) == NULL)))
+			break;
+		p = l.s;
+		if (lines == 0 && (p = ci_find(l.s, l.n, addr)) != NULL)
+			p += strlen(addr);
+		else
+			p = l.s;
+		if (code[0] == '\0')
+			status_from(p, l.n - (size_t)(p - l.s), code);
+		while (p < l.s + l.n && strchr(" \t>:.,", *p) != NULL)
+			p++;
+		if (o + 1 < sizeof(buf) && p < l.s + l.n) {
+			size_t k = (size_t)(l.s + l.n - p);
+
+			if (k > sizeof(buf) - o - 2)
+				k = sizeof(buf) - o - 2;
+			memcpy(buf + o, p, k);
+			o += k;
+			buf[o++] = ' ';
+		}
+		lines++;
+	}
+	put_clean(diag, dsize, buf, o);
+}
+
+/* reader_add - line_addrs callback: an address in the bounce's text. */
+static int
+reader_add(const char *addr, void *arg)
+{
+	struct reader *r = arg;
+	struct dsn_rcpt *e;
+	char code[16], diag[DSN_TEXT_MAX + 1];
+	enum dsn_kind kind;
+
+	if (service_addr(addr) || not_rcpt_has(r->never, addr))
+		return 0;
+	rcpt_context(r, addr, code, diag, sizeof(diag));
+	if (code[0] == '4' || (code[0] == '\0' && r->warning))
+		kind = DSN_SOFT;
+	else
+		kind = DSN_HARD;
+	if ((e = rcpt_add(r->out, addr, kind, code)) != NULL) {
+		snprintf(e->action, sizeof(e->action), "%s",
+		    kind == DSN_SOFT ? "delayed" : "failed");
+		put_clean(e->diagnostic, sizeof(e->diagnostic), diag,
+		    strlen(diag));
+	}
+	return 0;
+}
+
+/* text_end_at - where the bounce's own text ends: at a marker line or
+ * at the raw headers of a copy of the message. */
+static size_t
+text_end_at(const char *text, size_t size)
+{
+	size_t off = 0, next;
+	struct line l;
+
+	while (off < size) {
+		next = line_at(text, size, off, &l);
+		if (line_has(l.s, l.n, text_end, NELEM(text_end)) ||
+		    line_opens(l.s, l.n, text_copy_hdr, NELEM(text_copy_hdr)))
+			return off;
+		off = next;
+	}
+	return size;
+}
+
+/* quoted_header - the line quotes a header of the original message. */
+static int
+quoted_header(const struct line *l)
+{
+	const char *p = l->s, *e = l->s + l->n;
+
+	while (p < e && (*p == ' ' || *p == '\t' || *p == '>'))
+		p++;
+	return line_opens(p, (size_t)(e - p), text_quoted_hdr,
+	    NELEM(text_quoted_hdr));
+}
+
+/* reader_add_first - line_addrs callback: the first address only. */
+static int
+reader_add_first(const char *addr, void *arg)
+{
+	reader_add(addr, arg);
+	return 1;
+}
+
+/* reader_labels - the addresses right after a label (text_label). */
+static void
+reader_labels(struct reader *r)
+{
+	const char *p;
+	struct line l;
+	size_t next, i;
+
+	for (r->pos = 0; r->pos < r->end; r->pos = next) {
+		next = line_at(r->text, r->end, r->pos, &l);
+		for (i = 0; i < NELEM(text_label); i++) {
+			if ((p = ci_find(l.s, l.n, text_label[i])) == NULL)
+				continue;
+			p += strlen(text_label[i]);
+			line_addrs(p, (size_t)(l.s + l.n - p), reader_add_first,
+			    r);
+			break;
+		}
+	}
+}
+
+/* reader_pass - read every line of the bounce's text; quoted header
+ * lines only when quoted is set. */
+static void
+reader_pass(struct reader *r, int quoted)
+{
+	struct line l;
+	size_t next;
+
+	for (r->pos = 0; r->pos < r->end; r->pos = next) {
+		next = line_at(r->text, r->end, r->pos, &l);
+		if (quoted_header(&l) != quoted)
+			continue;
+		if (!quoted && ci_find(l.s, l.n, "contact") != NULL)
+			continue;
+		line_addrs(l.s, l.n, reader_add, r);
+	}
+}
+
+/* aol_names - AOL names its users without the domain: "screenname"
+ * alone on a line under "following recipients". */
+static void
+aol_names(struct reader *r, const char *from_domain)
+{
+	char addr[DSN_ADDR_MAX + 1];
+	const char *p;
+	struct line l;
+	size_t off, next;
+
+	if (from_domain == NULL || strcasecmp(from_domain, "aol.com") != 0 ||
+	    (p = ci_find(r->text, r->end, "following recipients")) == NULL)
+		return;
+	off = line_at(r->text, r->end, (size_t)(p - r->text), &l);
+	for (; off < r->end; off = next) {
+		next = line_at(r->text, r->end, off, &l);
+		while (l.n > 0 && (*l.s == ' ' || *l.s == '\t'))
+			l.s++, l.n--;
+		while (l.n > 0 && (l.s[l.n - 1] == ' ' || l.s[l.n - 1] ==
+		    '\t'))
+			l.n--;
+		if (l.n == 0 || l.n > 64)
+			continue;
+		if (l.s[strspn(l.s, "abcdefghijklmnopqrstuvwxyz"
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")] != '\0' &&
+		    strspn(l.s, "abcdefghijklmnopqrstuvwxyz"
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") < l.n)
+			break;
+		snprintf(addr, sizeof(addr), "%.*s@aol.com", (int)l.n, l.s);
+		r->pos = off;
+		reader_add(addr, r);
+	}
+}
+
+/* drop_author - the author of the returned message is named in most
+ * bounces ("your message from ..."); drop them unless alone. */
+static void
+drop_author(struct dsn_result *out, const struct not_rcpt *author)
+{
+	size_t i, o = 0, nauthor = 0;
+
+	for (i = 0; i < out->nrcpt; i++)
+		nauthor += not_rcpt_has(author, out->rcpt[i].addr);
+	if (nauthor == 0 || nauthor == out->nrcpt)
+		return;
+	for (i = 0; i < out->nrcpt; i++)
+		if (!not_rcpt_has(author, out->rcpt[i].addr))
+			out->rcpt[o++] = out->rcpt[i];
+	out->nrcpt = o;
+}
+
+/* looks_like_bounce - the sender, subject or wording says so. */
+static int
+looks_like_bounce(GMimeMessage *m, const struct strbuf *text)
+{
+	const char *from = g_mime_object_get_header(GMIME_OBJECT(m), "From");
+	const char *subj = g_mime_object_get_header(GMIME_OBJECT(m),
+	    "Subject");
+	static const char *const senders[] = {
+		"mailer-daemon", "mailer_daemon", "postmaster",
+		"mail delivery", "delivery subsystem", "mdaemon",
+		"mail administrator", "system administrator",
+	};
+	size_t n = text->len < 4096 ? text->len : 4096;
+
+	if (from != NULL && (line_has(from, strlen(from), senders,
+	    NELEM(senders)) || strstr(from, "<>") != NULL))
+		return 1;
+	if (subj != NULL && line_has(subj, strlen(subj), subject_failed,
+	    NELEM(subject_failed)))
+		return 1;
+	return line_has(text->buf, n, text_failed, NELEM(text_failed));
+}
+
+/* text_scan - the non-standard formats (see above). */
 static void
 text_scan(struct dsn_result *out, GMimeMessage *m, struct strbuf *text,
-    struct strbuf *quoted)
+    const struct not_rcpt *author)
 {
-	(void)out;
-	(void)m;
-	(void)text;
-	(void)quoted;
+	static const char *const own[] = {
+		"From", "To", "Cc", "Sender", "Reply-To", "Return-Path",
+		"Errors-To",
+	};
+	struct not_rcpt never;
+	struct reader r;
+	const char *from, *at;
+	char domain[256] = "";
+	size_t i;
+
+	if (text->len == 0 || !looks_like_bounce(m, text))
+		return;
+	memset(&never, 0, sizeof(never));
+	for (i = 0; i < NELEM(own); i++)
+		header_addrs(GMIME_OBJECT(m), own[i], &never);
+	memset(&r, 0, sizeof(r));
+	r.out = out;
+	r.never = &never;
+	r.author = author;
+	r.text = text->buf;
+	r.len = text->len;
+	r.end = text_end_at(text->buf, text->len);
+	r.warning = line_has(text->buf, r.end, text_warning,
+	    NELEM(text_warning));
+	if ((from = g_mime_object_get_header(GMIME_OBJECT(m), "From")) !=
+	    NULL && (at = strrchr(from, '@')) != NULL) {
+		put_clean(domain, sizeof(domain), at + 1, strcspn(at + 1,
+		    "> \t\"),;"));
+		aol_names(&r, domain);
+	}
+	if (out->nrcpt == 0)
+		reader_labels(&r);
+	if (out->nrcpt == 0)
+		reader_pass(&r, 0);
+	/* only the quoted headers name someone: "To:" is the recipient */
+	if (out->nrcpt == 0)
+		reader_pass(&r, 1);
+	drop_author(out, author);
 }
 
 /* normalise - the input with LF line ends and no NULs, at most
@@ -807,12 +1287,17 @@ dsn_parse(const char *msg, size_t len, struct dsn_result *out)
 	memset(&w, 0, sizeof(w));
 	w.out = out;
 	w.text = strbuf_new(4096);
-	w.quoted = strbuf_new(256);
 	if (m != NULL) {
 		walk_object(&w, g_mime_message_get_mime_part(m), 0, 0);
 		out->is_dsn = w.report_seen;
-		if (!w.report_done)
-			text_scan(out, m, w.text, w.quoted);
+		if (!w.report_done) {
+			struct not_rcpt author;
+
+			memset(&author, 0, sizeof(author));
+			line_addrs(w.author, strlen(w.author), not_rcpt_add,
+			    &author);
+			text_scan(out, m, w.text, &author);
+		}
 		if (w.id_after[0] != '\0')
 			memcpy(out->original_message_id, w.id_after, 256);
 		else if (w.id_before[0] != '\0')
@@ -822,7 +1307,6 @@ dsn_parse(const char *msg, size_t len, struct dsn_result *out)
 		g_object_unref(m);
 	}
 	strbuf_free(w.text);
-	strbuf_free(w.quoted);
 	g_object_unref(p);
 	g_object_unref(st);
 	free(buf);
