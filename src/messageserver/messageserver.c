@@ -11,6 +11,8 @@
  *	POST /v1/posts		a post from web or a crawler, as fields: the
  *				same pipeline
  *	POST /v1/bounces	a receiver karl gave up on: a bounce event
+ *	GET /v1/accounts/{id}/bounces, GET /v1/groups/{domain}/{name}/bouncing
+ *				bounce state and history (docs/bounces.md)
  * plus /healthz (including the database) and /metrics.  Fan-out threads
  * hand archived posts and notices to karl from the outbox
  * (docs/messageserver.md).  Trusts: callers holding the API secret; the
@@ -34,6 +36,10 @@ static struct httpd_route messageserver_routes[] = {
 	{ "POST", API_MS_POSTS, messageserver_posts_handler, HTTPD_JSON,
 	    POSTS_MAX_BODY },
 	{ "POST", API_MS_BOUNCES, messageserver_bounces_handler, HTTPD_JSON,
+	    0 },
+	{ "GET", MS_API_ACCOUNTS, messageserver_bounce_history_handler,
+	    HTTPD_PREFIX, 0 },
+	{ "GET", MS_API_GROUPS, messageserver_bouncing_handler, HTTPD_PREFIX,
 	    0 },
 	HTTPD_ROUTE_END
 };

@@ -287,6 +287,69 @@ int	 messageserver_forward(struct db *d, const struct ms_route *r,
 int	 messageserver_bounce_in(struct db *d, const struct ms_route *r,
 	    const struct ms_submission *s, struct ms_action *a);
 
+/*
+ * Bounce events and the bounce state of accounts
+ * (messageserver_bouncestate.c), shared by the inbound bounces
+ * (messageserver_bounce.c) and karl's reports (messageserver_bounces.c);
+ * docs/bounces.md.  The state is per account: ok -> bouncing at a counted
+ * hard bounce; soft bounces only date the run (the bouncer cron decides).
+ */
+#define MS_BOUNCE_REPEAT	"1 hour"	/* same bounce again: a repeat */
+#define MS_BOUNCE_DIAG_MAX	1000		/* bytes of a stored diagnostic */
+#define MS_BOUNCE_EVENTS_MAX	100		/* events in an account's history */
+#define MS_BOUNCING_MAX		1000		/* members in a group's list */
+#define MS_API_ACCOUNTS		"/v1/accounts/"	/* {id}/bounces (prefix) */
+#define MS_API_GROUPS		"/v1/groups/"	/* {domain}/{name}/bouncing */
+
+/* What a VERP string names (karl signs it into group+bounces-TOKEN). */
+enum ms_verp_kind {
+	MS_VERP_POST,		/* "<account id>.<message id>" */
+	MS_VERP_NOTICE,		/* "n<outbox id>" */
+	MS_VERP_PROBE,		/* "p<account id>" */
+};
+struct ms_verp {
+	enum ms_verp_kind kind;
+	char	id[24];		/* account (post, probe) or outbox id */
+	char	message[24];	/* messages.id of a post copy, else "" */
+};
+/* messageserver_verp_parse - split a VERP string into *v; 0, or -1 when
+ * it is none of the forms above (decimal ids, no sign, <= 18 digits). */
+int	 messageserver_verp_parse(const char *s, struct ms_verp *v);
+
+/* One bounce event to record (strings borrowed; "" for none). */
+struct ms_bounce_event {
+	const char	*account_id;	/* decimal, or "" (no account) */
+	const char	*email;		/* the address that bounced */
+	const char	*group_id;
+	const char	*type;		/* hard|soft */
+	const char	*source;	/* dsn|verp|karl|probe */
+	const char	*action;	/* DSN Action */
+	const char	*status;	/* enhanced status, "5.1.1" */
+	const char	*remote_mta;
+	const char	*reporting_mta;
+	const char	*diagnostic;
+	const char	*message_id;	/* Message-ID of the bounced mail */
+	const char	*karl_job;	/* karl's report: once per (job, email) */
+	int		 counts;	/* messageserver_bounce_counts */
+};
+/* messageserver_bounce_counts - 1 if a failure with this enhanced status
+ * ("" or NULL: none given) counts against the address (dsn_counts). */
+int	 messageserver_bounce_counts(const char *status);
+/* messageserver_bounce_record - store e inside the caller's transaction
+ * and, if it counts, move its account's state; 1 recorded, 0 a repeat
+ * (karl's job again, or the same account, message, type and status
+ * within MS_BOUNCE_REPEAT), -1 on a database failure. */
+int	 messageserver_bounce_record(struct db *d,
+	    const struct ms_bounce_event *e);
+/* messageserver_bounce_autoreply - 1 if p looks like an auto-responder's
+ * answer rather than a bounce (X-Autoreply, Precedence, the subject). */
+int	 messageserver_bounce_autoreply(const struct ms_parsed *p);
+/* messageserver_bounce_history_handler - GET /v1/accounts/{id}/bounces;
+ * messageserver_bouncing_handler - GET /v1/groups/{domain}/{name}/bouncing
+ * (prefix routes: any other path under them is 404). */
+int	 messageserver_bounce_history_handler(struct httpd_req *);
+int	 messageserver_bouncing_handler(struct httpd_req *);
+
 /* messageserver_bounces_handler - POST /v1/bounces (from karl). */
 int	 messageserver_bounces_handler(struct httpd_req *);
 
