@@ -787,7 +787,7 @@ static const char *const text_end[] = {
 	"your message reads", "first 50 lines", "included is a copy",
 	"header and top", "here is a copy", "body suppressed",
 	"transcript of session", "session transcript", "old message:",
-	"may be of help",
+	"may be of help", "--------error detail",
 };
 
 /* header lines at the left margin that start a copy of the message */
@@ -1004,7 +1004,10 @@ rcpt_context(struct reader *r, const char *addr, char code[16],
 			p = l.s;
 		if (code[0] == '\0')
 			status_from(p, l.n - (size_t)(p - l.s), code);
-		while (p < l.s + l.n && strchr(" \t>:.,", *p) != NULL)
+		/* "552 Quota violation for addr": the code came first */
+		if (code[0] == '\0' && lines == 0)
+			status_from(l.s, l.n, code);
+		while (p < l.s + l.n && strchr(" \t>:.,;)\"'-", *p) != NULL)
 			p++;
 		if (o + 1 < sizeof(buf) && p < l.s + l.n) {
 			size_t k = (size_t)(l.s + l.n - p);

@@ -315,6 +315,369 @@ test_rfc3464_crlf_and_cr(void **state)
 	strbuf_free(sb);
 }
 
+/* ---- non-standard formats ---- */
+
+static void
+test_qmail(void **state)
+{
+	(void)state;
+	assert_int_equal(parse("From: MAILER-DAEMON@mx.example.net\n"
+	    "To: list-bounces@example.org\n"
+	    "Subject: failure notice\n"
+	    "\n"
+	    "Hi. This is the qmail-send program at mx.example.net.\n"
+	    "I'm afraid I wasn't able to deliver your message to the "
+	    "following addresses.\n"
+	    "This is a permanent error; I've given up. Sorry it didn't work "
+	    "out.\n"
+	    "\n"
+	    "<ann@Example.NET>:\n"
+	    "Sorry, no mailbox here by that name. (#5.1.1)\n"
+	    "\n"
+	    "<bob@example.net>:\n"
+	    "192.0.2.7 does not like recipient.\n"
+	    "Remote host said: 452 mailbox full\n"
+	    "\n"
+	    "--- Below this line is a copy of the message.\n"
+	    "\n"
+	    "Return-Path: <list-bounces@example.org>\n"
+	    "Message-ID: <copy.1@example.org>\n"
+	    "From: carl@example.org\n"
+	    "To: list@example.org\n"
+	    "\n"
+	    "Write to dora@example.com or <eve@example.com>:\n"), 2);
+	assert_false(res.is_dsn);
+	assert_int_equal(find("ann@example.net")->kind, DSN_HARD);
+	assert_string_equal(find("ann@example.net")->status, "5.1.1");
+	assert_string_equal(find("ann@example.net")->diagnostic,
+	    "Sorry, no mailbox here by that name. (#5.1.1)");
+	assert_int_equal(find("bob@example.net")->kind, DSN_SOFT);
+	assert_string_equal(find("bob@example.net")->status, "4.0.0");
+	assert_string_equal(res.original_message_id, "copy.1@example.org");
+}
+
+static void
+test_exim(void **state)
+{
+	(void)state;
+	assert_int_equal(parse("From: Mail Delivery System "
+	    "<Mailer-Daemon@mx.example.net>\n"
+	    "To: list-bounces@example.org\n"
+	    "Subject: Mail delivery failed: returning message to sender\n"
+	    "\n"
+	    "This message was created automatically by mail delivery "
+	    "software.\n"
+	    "\n"
+	    "A message that you sent could not be delivered to one or more "
+	    "of its\n"
+	    "recipients. This is a permanent error. The following address(es)"
+	    " failed:\n"
+	    "\n"
+	    "  ann@example.net\n"
+	    "    host mx.example.net [192.0.2.1]\n"
+	    "    SMTP error from remote mail server after RCPT TO:"
+	    "<ann@example.net>:\n"
+	    "    550 5.1.1 unknown user\n"
+	    "  bob@example.net\n"
+	    "    (generated from robert@example.net)\n"
+	    "\n"
+	    "------ This is a copy of the message, including all the headers."
+	    " ------\n"
+	    "Return-path: <list-bounces@example.org>\n"
+	    "From: carl@example.org\n"), 3);
+	assert_string_equal(find("ann@example.net")->status, "5.1.1");
+	find("bob@example.net");
+	find("robert@example.net");
+}
+
+static void
+test_exim_warning(void **state)
+{
+	(void)state;
+	assert_int_equal(parse("From: Mail Delivery System "
+	    "<Mailer-Daemon@mx.example.net>\n"
+	    "Subject: Warning: message 1abc-0002 delayed 24 hours\n"
+	    "\n"
+	    "This message was created automatically by mail delivery "
+	    "software.\n"
+	    "A message that you sent has not yet been delivered to one or "
+	    "more of\nits recipients after more than 24 hours on the queue.\n"
+	    "\n"
+	    "  ann@example.net\n"
+	    "\n"
+	    "No action is required on your part. Delivery attempts will "
+	    "continue for\nsome time.\n"), 1);
+	assert_int_equal(find("ann@example.net")->kind, DSN_SOFT);
+	assert_string_equal(find("ann@example.net")->action, "delayed");
+}
+
+static void
+test_postfix_text(void **state)
+{
+	(void)state;
+	/* an old Postfix: the notification only, no report part */
+	assert_int_equal(parse("From: MAILER-DAEMON@mx.example.net (Mail "
+	    "Delivery System)\n"
+	    "To: list-bounces@example.org\n"
+	    "Subject: Undelivered Mail Returned to Sender\n"
+	    "MIME-Version: 1.0\n"
+	    "Content-Type: multipart/mixed; boundary=\"PP\"\n"
+	    "\n"
+	    "--PP\n"
+	    "Content-Description: Notification\n"
+	    "Content-Type: text/plain\n"
+	    "\n"
+	    "This is the Postfix program at host mx.example.net.\n"
+	    "\n"
+	    "I'm sorry to have to inform you that the message returned\n"
+	    "below could not be delivered to one or more destinations.\n"
+	    "\n"
+	    "For further assistance, please contact <help@example.net>\n"
+	    "\n"
+	    "<ann@example.net>: host mail.example.net[192.0.2.5] said: 550 "
+	    "5.1.1\n"
+	    "    <ann@example.net>... User unknown\n"
+	    "\n"
+	    "--PP\n"
+	    "Content-Description: Undelivered Message\n"
+	    "Content-Type: message/rfc822\n"
+	    "\n"
+	    "From: carl@example.org\n"
+	    "To: list@example.org\n"
+	    "Message-ID: <returned.7@example.org>\n"
+	    "\n"
+	    "Ask frank@example.com.\n"
+	    "--PP--\n"), 1);
+	assert_string_equal(find("ann@example.net")->status, "5.1.1");
+	assert_string_equal(res.original_message_id, "returned.7@example.org");
+}
+
+static void
+test_sendmail(void **state)
+{
+	(void)state;
+	assert_int_equal(parse("From: Mail Delivery Subsystem "
+	    "<MAILER-DAEMON@mx.example.net>\n"
+	    "To: <list-bounces@example.org>\n"
+	    "Subject: Returned mail: see transcript for details\n"
+	    "\n"
+	    "The original message was received at Mon, 1 Jan 2024 from "
+	    "relay.example.net\n"
+	    "\n"
+	    "   ----- The following addresses had permanent fatal errors "
+	    "-----\n"
+	    "<ann@example.net>\n"
+	    "    (reason: 550 5.2.1 Mailbox disabled)\n"
+	    "\n"
+	    "   ----- Transcript of session follows -----\n"
+	    "... while talking to mx.example.net.:\n"
+	    ">>> MAIL From:<list-bounces@example.org>\n"
+	    "<<< 550 5.2.1 <ann@example.net>... Mailbox disabled\n"), 1);
+	assert_string_equal(find("ann@example.net")->status, "5.2.1");
+}
+
+static void
+test_exchange(void **state)
+{
+	(void)state;
+	/* the original headers are quoted: their To is not the failure */
+	assert_int_equal(parse("From: System Administrator "
+	    "<postmaster@example.net>\n"
+	    "To: list-bounces@example.org\n"
+	    "Subject: Undeliverable: hello\n"
+	    "\n"
+	    "Your message\n"
+	    "\n"
+	    "  To:      list@example.org\n"
+	    "  Subject: hello\n"
+	    "  Sent:    Mon, 1 Jan 2024 10:00:00 +0100\n"
+	    "\n"
+	    "did not reach the following recipient(s):\n"
+	    "\n"
+	    "c=US;a= ;p=Example;o=HQ;dda:SMTP=Ann@example.NET; on Mon, 1 Jan "
+	    "2024\n"
+	    "    The recipient name is not recognized\n"), 1);
+	find("Ann@example.net");
+	/* the same as html */
+	assert_int_equal(parse("From: System Administrator "
+	    "<postmaster@example.net>\n"
+	    "Subject: Undeliverable: hello\n"
+	    "Content-Type: text/html\n"
+	    "\n"
+	    "<HTML><BODY><P>Your message<BR>\n"
+	    "&nbsp; To:&nbsp;&nbsp; list@example.org<BR>\n"
+	    "did not reach the following recipient(s):<BR>\n"
+	    "<BR>bob@example.net on Mon, 1 Jan 2024<BR>\n"
+	    "</BODY></HTML>\n"), 1);
+	find("bob@example.net");
+}
+
+static void
+test_yahoo(void **state)
+{
+	(void)state;
+	assert_int_equal(parse("From: MAILER-DAEMON@mail.example.net\n"
+	    "To: list-bounces@example.org\n"
+	    "Subject: Delivery failure\n"
+	    "\n"
+	    "Message from example.net.\n"
+	    "Unable to deliver message to the following address(es).\n"
+	    "\n"
+	    "<ann@example.net>:\n"
+	    "Sorry your message to ann@example.net cannot be delivered. "
+	    "This account has been disabled or discontinued [#102].\n"
+	    "\n"
+	    "<bob@example.net>:\n"
+	    "This user doesn't have a example.net account (bob@example.net)"
+	    " [0]\n"
+	    "\n"
+	    "--- Original message follows.\n"
+	    "\n"
+	    "From: carl@example.org\n"), 2);
+	find("ann@example.net");
+	find("bob@example.net");
+}
+
+static void
+test_aol(void **state)
+{
+	(void)state;
+	assert_int_equal(parse("From: \"Mail Delivery Subsystem\" "
+	    "<MAILER-DAEMON@aol.com>\n"
+	    "To: <list-bounces@example.org>\n"
+	    "Subject: Mail Delivery Problem\n"
+	    "\n"
+	    "Your mail to the following recipients could not be delivered "
+	    "because they are not accepting mail from list@example.org:\n"
+	    "\tScreenName\n"
+	    "\tother.name\n"
+	    "\n"), 2);
+	find("ScreenName@aol.com");
+	find("other.name@aol.com");
+	/* not from AOL: a bare name is no address */
+	assert_int_equal(parse("From: \"Mail Delivery Subsystem\" "
+	    "<MAILER-DAEMON@example.net>\n"
+	    "Subject: Mail Delivery Problem\n"
+	    "\n"
+	    "Your mail to the following recipients could not be delivered:\n"
+	    "\tScreenName\n"), 0);
+}
+
+static void
+test_simple_lines(void **state)
+{
+	(void)state;
+	/* "addr: reason" lines, labels, a session transcript */
+	assert_int_equal(parse("From: E500_SMTP_Mail_Service@example.net\n"
+	    "Subject: Returned Mail - Error During Delivery\n"
+	    "\n"
+	    "<ann@example.net>: Requested action not taken: mailbox "
+	    "unavailable. [SMTP Error Code 550]\n"
+	    "Received: from relay.example.net by mx.example.net\n"
+	    "\tfor <zed@example.net>; Mon, 1 Jan 2024\n"), 1);
+	assert_string_equal(find("ann@example.net")->status, "5.0.0");
+	assert_int_equal(parse("From: \"Postmaster\" <postmaster@example.net>\n"
+	    "Subject: Undeliverable Mail\n"
+	    "\n"
+	    "Unknown user: ann@example.net\n"
+	    "RCPT TO generated following response:\n"
+	    "553 5.3.0 <ann@example.net>... Addressee unknown\n"
+	    "\n"
+	    "Unknown user: bob@example.net\n"
+	    "\n"
+	    "Mail server admin is root@example.net, please write.\n"
+	    "Original message follows.\n"), 2);
+	assert_string_equal(find("ann@example.net")->status, "5.3.0");
+	find("bob@example.net");
+	/* several in one sentence, a quota code on the next line */
+	assert_int_equal(parse("From: MAILER-DAEMON@example.net\n"
+	    "Subject: failure notice\n"
+	    "\n"
+	    "Sorry, unable to deliver your message to ann@example.net for\n"
+	    "the following reason:\n"
+	    " 552 Quota violation for bob@example.net\n"
+	    "A copy of the original message below this line:\n"), 2);
+	assert_int_equal(find("bob@example.net")->kind, DSN_HARD);
+	assert_string_equal(find("bob@example.net")->status, "5.0.0");
+}
+
+static void
+test_text_exclusions(void **state)
+{
+	(void)state;
+	/* postmasters, the bounce's own addresses, contact lines */
+	assert_int_equal(parse("From: Mail Delivery System "
+	    "<mailer-daemon@example.net>\n"
+	    "To: list-bounces+ann=example.net@example.org\n"
+	    "Subject: Undelivered Mail Returned to Sender\n"
+	    "\n"
+	    "Your message to list-bounces+ann=example.net@example.org\n"
+	    "could not be delivered to the following recipient:\n"
+	    "   ann@example.net\n"
+	    "Please contact helpdesk@example.net for help, or\n"
+	    "Postmaster@example.net.\n"), 1);
+	find("ann@example.net");
+	/* the author of the returned message counts only when alone */
+	assert_int_equal(parse("From: MAILER-DAEMON@example.net\n"
+	    "Subject: failure notice\n"
+	    "Content-Type: multipart/mixed; boundary=XX\n"
+	    "\n"
+	    "--XX\n"
+	    "Content-Type: text/plain\n"
+	    "\n"
+	    "Your message from carl@example.org could not be delivered to\n"
+	    "ann@example.net: 550 no such user\n"
+	    "--XX\n"
+	    "Content-Type: message/rfc822\n"
+	    "\n"
+	    "From: Carl <carl@example.org>\n"
+	    "Message-ID: <c.1@example.org>\n"
+	    "\n"
+	    "hi\n"
+	    "--XX--\n"), 1);
+	find("ann@example.net");
+	/* a bounce that quotes only the original headers: their To */
+	assert_int_equal(parse("From: MAILER-DAEMON@example.net\n"
+	    "Subject: failure notice\n"
+	    "\n"
+	    "I'm afraid I wasn't able to deliver the following message.\n"
+	    "This is a permanent error; I've given up.\n"
+	    "\n"
+	    "Subject: hello\n"
+	    "To: ann@example.net\n"
+	    "\n"
+	    "--- Below this line is a copy of the message.\n"), 1);
+	find("ann@example.net");
+}
+
+static void
+test_text_not_bounce(void **state)
+{
+	(void)state;
+	/* an auto-reply and a member's post that name addresses */
+	assert_int_equal(parse("From: ann@example.net\n"
+	    "Subject: Auto reply\n"
+	    "\n"
+	    "I am away; write to bob@example.net: 550 of you did.\n"), 0);
+	assert_int_equal(parse("From: ann@example.net\n"
+	    "Subject: Re: meeting\n"
+	    "Content-Type: multipart/mixed; boundary=XX\n"
+	    "\n"
+	    "--XX\n"
+	    "Content-Type: text/plain\n"
+	    "\n"
+	    "See the attached mail.\n"
+	    "--XX\n"
+	    "Content-Type: message/rfc822\n"
+	    "\n"
+	    "From: MAILER-DAEMON@example.net\n"
+	    "Subject: failure notice\n"
+	    "\n"
+	    "<bob@example.net>:\n"
+	    "Sorry, no mailbox here by that name.\n"
+	    "--XX--\n"), 0);
+}
+
 /* ---- dsn_counts ---- */
 
 static void
@@ -479,6 +842,17 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_rfc3464_missing_fields),
 		cmocka_unit_test(test_rfc3464_text_plain),
 		cmocka_unit_test(test_rfc3464_crlf_and_cr),
+		cmocka_unit_test(test_qmail),
+		cmocka_unit_test(test_exim),
+		cmocka_unit_test(test_exim_warning),
+		cmocka_unit_test(test_postfix_text),
+		cmocka_unit_test(test_sendmail),
+		cmocka_unit_test(test_exchange),
+		cmocka_unit_test(test_yahoo),
+		cmocka_unit_test(test_aol),
+		cmocka_unit_test(test_simple_lines),
+		cmocka_unit_test(test_text_exclusions),
+		cmocka_unit_test(test_text_not_bounce),
 		cmocka_unit_test(test_counts),
 		cmocka_unit_test(test_not_a_bounce),
 		cmocka_unit_test(test_garbage),
