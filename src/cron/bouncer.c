@@ -5,8 +5,9 @@
  *
  * A run, in order (docs/bouncer.md):
  *  1. soft	an 'ok' account whose counted soft bounces since it was last
- *		ok span bounce_soft_days, the latest within a few days,
- *		becomes 'bouncing' (hard bounces are messageserver's);
+ *		ok form a run (no quiet spell over bounce_soft_days) that
+ *		began bounce_soft_days ago and still goes on (one within
+ *		a few days) becomes 'bouncing' (hard ones: messageserver);
  *  2. probe	a 'bouncing' account gets a probe through the outbox (VERP
  *		"p<account>", a signed restore link), the first at once,
  *		then one every bounce_probe_days, bounce_probes in all;
@@ -184,14 +185,19 @@ day_text(char *buf, size_t len, int days)
 
 /* ---------------------------------------------------- 1. soft bounces */
 
-/* Counted soft bounces of account $1 since `since` span $2 days, the
- * latest within $3 days (NULL, so false, when there are none). */
+/* Counted soft bounces of account $1 since `since` form a run that began
+ * at least $2 days ago and goes on (the latest within $3 days): a run
+ * starts at the first event or after a quiet spell of more than $2 days,
+ * as messageserver dates first_bounce_at.  NULL (false) without events. */
 #define SOFT_SPAN(since)						\
-	"(SELECT min(e.received_at) <= now() - make_interval(days => "	\
-	"$2::int) AND max(e.received_at) >= now() - make_interval(days "\
-	"=> $3::int) FROM bounce_events e WHERE e.account_id = "	\
-	"$1::bigint AND e.counts AND e.type = 'soft' AND "		\
-	"e.received_at > " since ")"
+	"(SELECT max(r.received_at) FILTER (WHERE r.starts) <= now() - "\
+	"make_interval(days => $2::int) AND max(r.received_at) >= now() "\
+	"- make_interval(days => $3::int) FROM (SELECT e.received_at, "	\
+	"coalesce(e.received_at - lag(e.received_at) OVER (ORDER BY "	\
+	"e.received_at) > make_interval(days => $2::int), true) AS "	\
+	"starts FROM bounce_events e WHERE e.account_id = $1::bigint "	\
+	"AND e.counts AND e.type = 'soft' AND e.received_at > " since	\
+	") r)"
 
 /* soft_one - make account id bouncing if its soft bounces persist: 1 if
  * it changed, 0 if not, -1 on error. */

@@ -177,11 +177,13 @@ def test_soft_bounces_that_persist_make_bouncing(bst):
     recent, _ = account(st, "recent")        # only the last 2 days
     nocount, _ = account(st, "nocount")      # caused by the message
     stopped, _ = account(st, "stopped")      # old, nothing recent
+    gapped, _ = account(st, "gapped")        # a new run began 2 days ago
+    steady, _ = account(st, "steady")        # every 6 days for 13 days
     restored, _ = account(st, "restored", {  # restored 3 days ago
         "status": "'ok'", "ok_since": ago(3)})
     gid, _ = group(st, [(a, "member") for a in
                         (persist, known, recent, nocount, stopped,
-                         restored)])
+                         gapped, steady, restored)])
     for d in (10, 5, 1):
         event(st, persist, d, gid=gid)
     for d in (SOFT_DAYS + 0.1, 2.5):
@@ -192,6 +194,10 @@ def test_soft_bounces_that_persist_make_bouncing(bst):
         event(st, nocount, d, counts=False, gid=gid)
     for d in (20, 10):
         event(st, stopped, d, gid=gid)
+    for d in (20, 12, 2):
+        event(st, gapped, d, gid=gid)
+    for d in (13, 7, 1):
+        event(st, steady, d, gid=gid)
     for d in (12, 8, 1):
         event(st, restored, d, gid=gid)
     event(st, recent, 1, type_="hard", counts=False, gid=gid)
@@ -204,6 +210,8 @@ def test_soft_bounces_that_persist_make_bouncing(bst):
     assert state(st, recent) is None
     assert state(st, nocount) is None
     assert state(st, stopped) is None
+    assert state(st, gapped) is None
+    assert state(st, steady)["status"] == "bouncing"
     assert state(st, restored)["status"] == "ok"
 
 
