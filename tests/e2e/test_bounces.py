@@ -460,3 +460,65 @@ def test_json_endpoints(bst):
                     (f"{path}?limit=100000", 400)):
         r = st.get("messageserver", p, auth=True)
         assert r.status == code, (p, r)
+
+
+def test_state_transitions(bst):
+    st, _ = bst
+
+    def report(addr, code, status):
+        r = st.post("messageserver", "/v1/bounces", {
+            "job": f"notice-{uuid.uuid4().hex[:8]}", "rcpt": addr,
+            "verp": "", "code": code, "status": status,
+            "diagnostic": f"{code} {status} test"})
+        assert r.status == 200 and r.json()["status"] == "recorded", r
+
+    def row(aid):
+        return st.sql("SELECT status, first_bounce_at, last_bounce_at, "
+                      "bouncing_since, bounced_at FROM bounce_state "
+                      "WHERE account_id = :'v1'", aid)[0]
+
+    # a bounced account stays bounced; only the last bounce is dated
+    addr = f"{uniq('dead')}@example.net"
+    aid = account(st, addr)
+    st.sql("INSERT INTO bounce_state (account_id, status, bouncing_since, "
+           "bounced_at, first_bounce_at, last_bounce_at) VALUES (:'v1', "
+           "'bounced', now() - '20 days'::interval, now() - '5 days'::"
+           "interval, now() - '21 days'::interval, now() - '5 days'::"
+           "interval)", aid)
+    old = row(aid)
+    report(addr, 550, "5.1.1")
+    new = row(aid)
+    assert new[0] == "bounced" and new[1] == old[1] and new[3:] == old[3:]
+    assert new[2] > old[2]
+
+    # bouncing: a soft bounce changes nothing but the date
+    addr = f"{uniq('bouncing')}@example.net"
+    aid = account(st, addr)
+    report(addr, 550, "5.2.1")
+    old = row(aid)
+    assert old[0] == "bouncing"
+    report(addr, 0, "")
+    new = row(aid)
+    assert new[0] == "bouncing" and new[3] == old[3] and new[1] == old[1]
+
+    # ok: a soft bounce long after the last one starts a new run; one
+    # within bounce_soft_days keeps the run's start
+    addr = f"{uniq('run')}@example.net"
+    aid = account(st, addr)
+    st.sql("INSERT INTO bounce_state (account_id, first_bounce_at, "
+           "last_bounce_at) VALUES (:'v1', now() - '40 days'::interval, "
+           "now() - '30 days'::interval)", aid)
+    report(addr, 0, "")
+    r = row(aid)
+    assert r[0] == "ok" and r[1] == r[2], r
+    st.sql("UPDATE bounce_state SET first_bounce_at = now() - "
+           "'3 days'::interval, last_bounce_at = now() - '1 day'::interval "
+           "WHERE account_id = :'v1'", aid)
+    first = row(aid)[1]
+    report(addr, 0, "")
+    r = row(aid)
+    assert r[0] == "ok" and r[1] == first and r[2] > first, r
+    # and a hard bounce then makes it bouncing
+    report(addr, 550, "5.1.1")
+    r = row(aid)
+    assert r[0] == "bouncing" and r[3] == r[2] and r[1] == first, r
