@@ -146,13 +146,15 @@ messageserver_bounce_record(struct db *d, const struct ms_bounce_event *e)
 	    diagmax));
 	if (n <= 0 || acct[0] == '\0' || !e->counts)
 		return n == -1 ? -1 : n > 0;
-	/* a run of bounces starts again after a quiet bounce_soft_days */
+	/* a run of bounces starts again after a quiet bounce_soft_days, or
+	 * when the address was restored since it began (ok_since), as the
+	 * bouncer reads the events */
 	snprintf(days, sizeof(days), "%d", cfg.bounce_soft_days);
 	if (db_exec(d, "UPDATE bounce_state SET "
 	    "first_bounce_at = CASE WHEN first_bounce_at IS NULL OR "
-	    "(status = 'ok' AND last_bounce_at < now() - "
-	    "make_interval(days => $3::int)) THEN now() "
-	    "ELSE first_bounce_at END, last_bounce_at = now(), "
+	    "(status = 'ok' AND (last_bounce_at < now() - "
+	    "make_interval(days => $3::int) OR first_bounce_at < ok_since)) "
+	    "THEN now() ELSE first_bounce_at END, last_bounce_at = now(), "
 	    "status = CASE WHEN status = 'ok' AND $2 = 'hard' "
 	    "THEN 'bouncing' ELSE status END, "
 	    "bouncing_since = CASE WHEN status = 'ok' AND $2 = 'hard' "

@@ -522,3 +522,15 @@ def test_state_transitions(bst):
     report(addr, 550, "5.1.1")
     r = row(aid)
     assert r[0] == "bouncing" and r[3] == r[2] and r[1] == first, r
+
+    # restored since the run began (the probe link sets ok_since): the
+    # next bounce starts a new run
+    addr = f"{uniq('restored')}@example.net"
+    aid = account(st, addr)
+    st.sql("INSERT INTO bounce_state (account_id, first_bounce_at, "
+           "last_bounce_at, ok_since) VALUES (:'v1', now() - '2 days'::"
+           "interval, now() - '1 day'::interval, now() - '12 hours'::"
+           "interval)", aid)
+    report(addr, 0, "")
+    r = row(aid)
+    assert r[0] == "ok" and r[1] == r[2], r
