@@ -285,6 +285,16 @@ bouncing(struct db *d, const char *gid, int limit)
 	return json_pack("{s:o, s:b}", "members", ms, "more", n > limit);
 }
 
+/* ascii_lower - lower-case s in place (group names and domains are
+ * stored lower-case). */
+static void
+ascii_lower(char *s)
+{
+	for (; *s != '\0'; s++)
+		if (*s >= 'A' && *s <= 'Z')
+			*s = (char)(*s - 'A' + 'a');
+}
+
 /* messageserver_bouncing_handler - GET
  * /v1/groups/{domain}/{name}/bouncing. */
 int
@@ -305,13 +315,15 @@ messageserver_bouncing_handler(struct httpd_req *req)
 		return httpd_reply_error(req, 404, "no such group");
 	snprintf(domain, sizeof(domain), "%.*s", (int)(s1 - rest), rest);
 	snprintf(name, sizeof(name), "%.*s", (int)(s2 - s1 - 1), s1 + 1);
+	ascii_lower(domain);
+	ascii_lower(name);
 	if ((limit = limit_of(req, MS_BOUNCING_MAX)) == -1)
 		return httpd_reply_error(req, 400, "limit must be 1..%d",
 		    MS_BOUNCING_MAX);
 	if ((d = db_get(daemon_db)) == NULL)
 		return httpd_reply_error(req, 503, "database unavailable");
 	found = db_query_value(d, "SELECT id FROM groups WHERE "
-	    "domain = lower($1) AND name = lower($2)", DB_PARAMS(domain, name),
+	    "domain = $1 AND name = $2", DB_PARAMS(domain, name),
 	    gid, sizeof(gid));
 	o = found == 1 ? bouncing(d, gid, limit) : NULL;
 	db_put(daemon_db, d);

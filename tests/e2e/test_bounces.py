@@ -434,9 +434,12 @@ def test_json_endpoints(bst):
     r = st.get("messageserver", f"/v1/accounts/{fid}/bounces", auth=True)
     assert r.json()["status"] == "ok" and r.json()["events"] == []
 
-    r = st.get("messageserver", path, auth=True)
+    r = st.get("messageserver", path.upper().replace("/V1/GROUPS/",
+                                                     "/v1/groups/").replace(
+        "/BOUNCING", "/bouncing"), auth=True)
     assert r.status == 200, r
     b = r.json()
+    assert (b["group"], b["domain"]) == (g, "localhost")
     assert b["more"] is False and len(b["members"]) == 1, b
     m = b["members"][0]
     assert m["account"] == int(aid) and m["email"] == addr
