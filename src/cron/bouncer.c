@@ -627,33 +627,33 @@ phase_age(struct db *d, struct tally *t)
 
 /* ------------------------------------------------------------------ run */
 
-static int
-bouncer_job(void)
+/* summary - the run's one line, whatever happened. */
+static void
+summary(const struct tally *t, int rc)
 {
-	struct tally t;
+	log_info("bouncer: %ld candidate(s) examined: %ld now bouncing, "
+	    "%ld probe(s) sent, %ld in no group, %ld bounced, %ld moderator "
+	    "notice(s), %ld old event(s) deleted%s", t->examined, t->bouncing,
+	    t->probes, t->no_group, t->bounced, t->notices, t->deleted,
+	    rc == 0 ? "" : " (incomplete)");
+}
+
+/* bouncer_run - the four phases under the run's lock on d. */
+static int
+bouncer_run(struct db *d, struct tally *t)
+{
 	char locked[8];
-	struct db *d;
 	int rc = 0;
 
-	memset(&t, 0, sizeof(t));
-	if (cfg.secret == NULL || cfg.public_url == NULL) {
-		log_err("bouncer: no secret or public_url configured");
-		return -1;
-	}
-	if ((d = db_get(daemon_db)) == NULL)
-		return -1;
 	if (db_query_value(d, "SELECT pg_try_advisory_lock("
-	    BOUNCER_LOCK_KEY ")", DB_NOPARAMS, locked, sizeof(locked)) != 1) {
-		db_put(daemon_db, d);
+	    BOUNCER_LOCK_KEY ")", DB_NOPARAMS, locked, sizeof(locked)) != 1)
 		return -1;
-	}
 	if (strcmp(locked, "t") != 0) {
 		log_info("bouncer: another run is working; nothing done");
-		db_put(daemon_db, d);
 		return 0;
 	}
-	if (phase_soft(d, &t) == -1 || phase_probe(d, &t) == -1 ||
-	    phase_bounced(d, &t) == -1 || phase_age(d, &t) == -1)
+	if (phase_soft(d, t) == -1 || phase_probe(d, t) == -1 ||
+	    phase_bounced(d, t) == -1 || phase_age(d, t) == -1)
 		rc = -1;
 	if (rc == 0 && daemon_stopping()) {
 		log_warnx("bouncer: stopped by a signal before the end");
@@ -661,12 +661,24 @@ bouncer_job(void)
 	}
 	db_exec(d, "SELECT pg_advisory_unlock(" BOUNCER_LOCK_KEY ")",
 	    DB_NOPARAMS);
-	db_put(daemon_db, d);
-	log_info("bouncer: %ld candidate(s) examined: %ld now bouncing, "
-	    "%ld probe(s) sent, %ld in no group, %ld bounced, %ld moderator "
-	    "notice(s), %ld old event(s) deleted%s", t.examined, t.bouncing,
-	    t.probes, t.no_group, t.bounced, t.notices, t.deleted,
-	    rc == 0 ? "" : " (incomplete)");
+	return rc;
+}
+
+static int
+bouncer_job(void)
+{
+	struct tally t;
+	struct db *d;
+	int rc = -1;
+
+	memset(&t, 0, sizeof(t));
+	if (cfg.secret == NULL || cfg.public_url == NULL) {
+		log_err("bouncer: no secret or public_url configured");
+	} else if ((d = db_get(daemon_db)) != NULL) {
+		rc = bouncer_run(d, &t);
+		db_put(daemon_db, d);
+	}
+	summary(&t, rc);
 	return rc;
 }
 

@@ -27,7 +27,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from mailtest import Sink, verify_short_token, verify_token
-from stack import Stack, bin_dir, wait_for
+from stack import Stack, bin_dir, free_ports, wait_for
 
 DOMAIN = "localhost"
 PROBES = 3          # the stack's bounce_probes (default)
@@ -488,3 +488,18 @@ def test_progress_on_a_terminal_and_summary(bst):
                      r"probe\(s\) sent, .*\d+ bounced, \d+ moderator "
                      r"notice\(s\), \d+ old event\(s\) deleted$",
                      ev["message"]), ev
+
+
+def test_database_down_exits_1_with_summary(bst, tmp_path):
+    st, sink = bst
+    port = free_ports(1)[0]
+    bad = tmp_path / "nodb.conf"
+    bad.write_text(re.sub(r"(?m)^db_conninfo = .*$",
+                          f"db_conninfo = host=127.0.0.1 port={port} "
+                          "dbname=groups connect_timeout=2",
+                          st.conf.read_text()))
+    r = subprocess.run([str(bin_dir() / "bouncer"), "-f", str(bad), "-d"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r.stderr
+    assert re.search(r"bouncer: 0 candidate\(s\) examined: .* "
+                     r"\(incomplete\)\n", r.stderr), r.stderr
