@@ -43,6 +43,7 @@ struct dsn_result {
 	char		original_message_id[256];	/* without <>; "" */
 	size_t		nrcpt;
 	struct dsn_rcpt	rcpt[DSN_RCPT_MAX];
+	char		envelope_id[256];	/* Original-Envelope-Id; "" */
 };
 
 /* dsn_parse - fill *out from the raw message (any line endings); returns

@@ -401,11 +401,14 @@ field_set(struct dsn_result *out, struct group *g, const char *name,
 	char *dst;
 	size_t i;
 
-	if (nlen == 12 && strncasecmp(name, "reporting-mta", 12) == 0)
-		return;
 	if (nlen == 13 && strncasecmp(name, "reporting-mta", 13) == 0) {
 		put_clean(out->reporting_mta, sizeof(out->reporting_mta),
 		    type_strip(val), strlen(type_strip(val)));
+		return;
+	}
+	if (nlen == 20 && strncasecmp(name, "original-envelope-id", 20) == 0) {
+		put_clean(out->envelope_id, sizeof(out->envelope_id), val,
+		    strlen(val));
 		return;
 	}
 	for (i = 0; i < NELEM(map); i++) {

@@ -110,6 +110,7 @@ test_rfc3464_several(void **state)
 	    RETURNED), 3);
 	assert_true(res.is_dsn);
 	assert_string_equal(res.reporting_mta, "mx.example.net");
+	assert_string_equal(res.envelope_id, "ENV1");
 	assert_string_equal(res.original_message_id, "post.1234@example.org");
 	assert_int_equal(find("Ann@example.net")->kind, DSN_HARD);
 	assert_string_equal(find("Ann@example.net")->status, "5.1.1");
