@@ -153,11 +153,16 @@ static const char *
 ci_find(const char *hay, size_t n, const char *needle)
 {
 	size_t m = strlen(needle), i;
+	int lo, up;
 
 	if (m == 0 || m > n)
 		return NULL;
+	lo = tolower((unsigned char)needle[0]);
+	up = toupper((unsigned char)needle[0]);
+	/* cheap first-byte test before the full comparison */
 	for (i = 0; i + m <= n; i++)
-		if (strncasecmp(hay + i, needle, m) == 0)
+		if ((hay[i] == lo || hay[i] == up) &&
+		    strncasecmp(hay + i, needle, m) == 0)
 			return hay + i;
 	return NULL;
 }
@@ -859,6 +864,8 @@ line_has(const char *s, size_t n, const char *const *list, size_t nlist)
 {
 	size_t i;
 
+	if (n < 3)		/* no phrase is shorter: blank lines are cheap */
+		return 0;
 	for (i = 0; i < nlist; i++)
 		if (ci_find(s, n, list[i]) != NULL)
 			return 1;
@@ -871,6 +878,8 @@ line_opens(const char *s, size_t n, const char *const *list, size_t nlist)
 {
 	size_t i, l;
 
+	if (n < 2)
+		return 0;
 	for (i = 0; i < nlist; i++) {
 		l = strlen(list[i]);
 		if (n >= l && strncasecmp(s, list[i], l) == 0)

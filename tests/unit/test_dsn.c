@@ -11,7 +11,8 @@
  * A test-only mode runs instead of the tests: DSN_CLASSIFY=1 with file
  * arguments prints one JSON line per file, {"file":..., "rcpts":[{"addr":
  * ..., "kind":"hard|soft", "status":...}], "msgid":...}; the corpus test
- * (tests/e2e/test_bounce_corpus.py) drives it.
+ * (tests/e2e/test_bounce_corpus.py) drives it.  DSN_BENCH=n with file
+ * arguments parses each file n times and prints messages per second.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -832,6 +834,42 @@ classify(int argc, char **argv)
 	return rc;
 }
 
+/* bench - parse every file DSN_BENCH times; print messages per second. */
+static int
+bench(int argc, char **argv, long rounds)
+{
+	struct strbuf **in = xcalloc((size_t)argc, sizeof(*in));
+	struct timespec t0, t1;
+	char chunk[65536];
+	long r, count = 0;
+	double secs;
+	size_t n;
+	FILE *fp;
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		in[i] = strbuf_new(65536);
+		if ((fp = fopen(argv[i], "rb")) == NULL)
+			return 1;
+		while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+			strbuf_append(in[i], chunk, n);
+		fclose(fp);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (r = 0; r < rounds; r++)
+		for (i = 1; i < argc; i++, count++)
+			dsn_parse(in[i]->buf, in[i]->len, &res);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	secs = (double)(t1.tv_sec - t0.tv_sec) +
+	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	printf("%ld messages in %.3f s: %.0f messages/s\n", count, secs,
+	    secs > 0 ? (double)count / secs : 0.0);
+	for (i = 1; i < argc; i++)
+		strbuf_free(in[i]);
+	free(in);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -863,5 +901,7 @@ main(int argc, char **argv)
 
 	if (mode != NULL && strcmp(mode, "1") == 0)
 		return classify(argc, argv);
+	if ((mode = getenv("DSN_BENCH")) != NULL && atol(mode) > 0)
+		return bench(argc, argv, atol(mode));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
