@@ -347,13 +347,17 @@ decide_member(struct db *d, const struct ms_group *g,
 		    "To leave, write to %s+unsubscribe@%s.\n", g->name,
 		    g->domain, g->name, g->domain, g->name, g->domain);
 	} else {
+		char why[MOD_NOTE_MAX + 1];
+
 		if (db_exec(d, "DELETE FROM memberships WHERE id = $1",
 		    DB_PARAMS(mid)) == -1)
 			return -1;
+		note(s->p->body_text, why, sizeof(why));
 		subject = xasprintf("Your request to join %s", g->name);
 		text = xasprintf("Your request to join %s@%s was declined "
-		    "by the group's moderators.\n\nThe group's owners: "
-		    "%s+owner@%s\n", g->name, g->domain, g->name, g->domain);
+		    "by the group's moderators.\n%s%s%s\nThe group's owners: "
+		    "%s+owner@%s\n", g->name, g->domain, why[0] ? "Reason: " :
+		    "", why, why[0] ? "\n" : "", g->name, g->domain);
 	}
 	rc = log_decision(d, g, m, approve ? "member.approved" :
 	    "member.rejected", "membership_id", mid);

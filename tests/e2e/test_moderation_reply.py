@@ -370,12 +370,14 @@ def test_join_requests_approved_and_rejected(mod):
     assert "you are a member now" in text_of(m)
 
     rej = sign_token(st, "m" + ids[bob])
-    a = act(st, f"{g}+reject-{rej}@{DOMAIN}", moder)
+    a = act(st, f"{g}+reject-{rej}@{DOMAIN}", moder,
+            body="Members of the club only\r\n")
     assert a["status"] == "done" and bob in a["reason"], a
     assert st.sql("SELECT count(*) FROM memberships WHERE id = :'v1'",
                   ids[bob]) == [["0"]]
     m = delivered(sink, bob, subject_has("Your request to join"))[0]
     assert "declined" in text_of(m)
+    assert "Reason: Members of the club only" in text_of(m)
     assert st.sql("SELECT action FROM activity_log WHERE details->>"
                   "'membership_id' IN (:'v1', :'v2') ORDER BY id",
                   ids[alice], ids[bob]) == [["member.approved"],
