@@ -14,6 +14,7 @@
  * (tests/e2e/test_bounce_corpus.py) drives it.  DSN_BENCH=n with file
  * arguments parses each file n times and prints messages per second.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -782,6 +783,64 @@ test_oversize(void **state)
 	strbuf_free(sb);
 }
 
+/* ---- threads ---- */
+
+static const char thread_msg[] = REPORT_HEAD
+    "Content-Type: message/delivery-status\n"
+    "\n"
+    "Final-Recipient: rfc822; ann@example.net\n"
+    "Action: failed\n"
+    "Status: 5.1.1\n"
+    "\n"
+    "Final-Recipient: rfc822; bob@example.net\n"
+    "Action: delayed\n"
+    "Status: 4.4.1\n"
+    RETURNED;
+
+static const char thread_text[] = "From: MAILER-DAEMON@mx.example.net\n"
+    "Subject: failure notice\n"
+    "\n"
+    "<carl@example.net>:\n"
+    "550 5.1.1 no such user\n";
+
+/* parse_loop - parse both messages many times; count wrong results. */
+static void *
+parse_loop(void *arg)
+{
+	struct dsn_result *r = xmalloc(sizeof(*r));
+	long *bad = arg;
+	int i;
+
+	for (i = 0; i < 300; i++) {
+		if (dsn_parse(thread_msg, sizeof(thread_msg) - 1, r) != 2 ||
+		    strcmp(r->rcpt[1].addr, "bob@example.net") != 0 ||
+		    strcmp(r->original_message_id, "post.1234@example.org") != 0)
+			(*bad)++;
+		if (dsn_parse(thread_text, sizeof(thread_text) - 1, r) != 1 ||
+		    strcmp(r->rcpt[0].status, "5.1.1") != 0)
+			(*bad)++;
+	}
+	free(r);
+	return NULL;
+}
+
+static void
+test_threads(void **state)
+{
+	pthread_t t[4];
+	long bad[4] = { 0 };
+	int i;
+
+	(void)state;
+	for (i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, parse_loop,
+		    &bad[i]), 0);
+	for (i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(bad[i], 0);
+	}
+}
+
 /* ---- the DSN_CLASSIFY driver ---- */
 
 /* classify - print one JSON line per file; returns the exit status. */
@@ -896,6 +955,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_not_a_bounce),
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_oversize),
+		cmocka_unit_test(test_threads),
 	};
 	const char *mode = getenv("DSN_CLASSIFY");
 
