@@ -134,7 +134,7 @@ int	 karl_prepare_message(const struct karl_jobctx *, const json_t *rec,
 int	 karl_maildir_deliver(const char *dir, const char *to,
 	    const char *msg, size_t len, char *err, size_t errlen);
 
-/* karl_smtp.c: the SMTP transport (libcurl multi). */
+/* karl_smtp.c: the SMTP transport (PIPELINING client, poll(2)). */
 struct karl_smtp;
 struct karl_smtp_msg {
 	const char	*host;		/* relay or MX host */
@@ -147,7 +147,8 @@ struct karl_smtp_msg {
 };
 /* karl_smtp_done_fn - a transaction ended: code is the last SMTP reply
  * (0: none, the connection failed), ok when the message was taken; diag
- * the last reply line or curl's reason (borrowed). */
+ * the refusal or the last reply line, or why the connection failed
+ * (borrowed). */
 typedef void (*karl_smtp_done_fn)(void *arg, int ok, int code,
 	    const char *diag);
 struct karl_smtp *karl_smtp_new(int max_conns, karl_smtp_done_fn done);

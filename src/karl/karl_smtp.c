@@ -1,107 +1,160 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * karl_smtp.c - the SMTP transport: libcurl's SMTP through one multi
- * handle, driven by one thread (karl_deliver.c's transport thread).
+ * karl_smtp.c - the SMTP transport: an RFC 5321 client with PIPELINING
+ * (RFC 2920), STARTTLS (RFC 3207) and AUTH PLAIN/LOGIN (RFC 4954) over
+ * non-blocking sockets, driven by one thread (karl_deliver.c's transport
+ * thread) with poll(2).
  *
- * One transaction per message (each receiver's copy differs).  The multi
- * handle's connection cache reuses sessions to the same host; TCP_NODELAY
- * is set so a transaction's small commands do not wait on Nagle against
- * delayed ACKs.  STARTTLS and AUTH follow the karl_relay_* keys towards
- * the relay; towards an MX STARTTLS is opportunistic and unverified (as
- * Postfix's "may").  Outcomes are classified by the last SMTP reply code,
- * never by the CURLcode (a rejected RCPT is CURLE_SEND_ERROR, a rejected
- * DATA CURLE_WEIRD_SERVER_REPLY); the reply's text is caught through the
- * debug callback for bounce reports.  Each transaction may take
+ * One transaction per message (each receiver's copy differs), one
+ * transaction at a time per connection, and sessions are kept and reused
+ * per host.  Where the server offers PIPELINING, MAIL, RCPT and DATA go
+ * in one write and the message follows the 354: two round trips per
+ * message instead of four, which on loopback is most of the transport's
+ * cost.  A rejected MAIL or RCPT still meets the DATA that was already
+ * sent: a 354 then gets an empty message, and the session is RSET before
+ * it is used again.
+ *
+ * Outcomes are the SMTP reply codes: the first refusal (4xx/5xx) of a
+ * transaction with its text, or 0 when the connection failed or timed
+ * out.  A reused session that the server closed while idle is retried
+ * once on a fresh connection before anything counts.  STARTTLS follows
+ * karl_relay_tls towards the relay (require: verified against the system
+ * CAs and the relay's name); towards an MX it is opportunistic and
+ * unverified, as Postfix's "may".  AUTH failures are temporary: a wrong
+ * password must not bounce the receivers.  Host names are resolved by a
+ * small resolver thread (getaddrinfo may block) with a short cache;
+ * addresses are used as they are.  Each transaction may take
  * karl_smtp_timeout seconds in all, so a host that accepts and never
  * answers holds its slot that long and no longer.
  */
+#include <sys/types.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
 
-#include <curl/curl.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
 
 #include "config.h"
 #include "karl.h"
 #include "log.h"
+#include "strbuf.h"
 #include "xalloc.h"
 
 #define DIAG_MAX	1000	/* bytes of reply text kept (bounce report) */
+#define LINE_MAX_SMTP	2048	/* a reply line longer than this is cut */
+#define IDLE_MS		30000	/* an unused session is closed after this */
+#define RESOLVE_TTL	300	/* seconds a resolved host is kept */
+#define RESOLVE_SLOTS	64
 
-struct karl_smtp;
+enum cstate {
+	C_RESOLVE,	/* waiting for the resolver thread */
+	C_CONNECT,	/* non-blocking connect */
+	C_GREET,	/* 220 */
+	C_EHLO,
+	C_HELO,		/* EHLO refused: plain SMTP */
+	C_STARTTLS,
+	C_HANDSHAKE,	/* TLS handshake */
+	C_AUTH_PLAIN,
+	C_AUTH_LOGIN,	/* 334 for the user name */
+	C_AUTH_USER,	/* 334 for the password */
+	C_AUTH_PASS,	/* 235 */
+	C_READY,	/* idle, or running its transaction */
+	C_RSET,
+};
+
+enum stage { S_MAIL, S_RCPT, S_DATA, S_BODY };
 
 struct xfer {
-	CURL			*easy;
-	struct curl_slist	*rcpt;
-	const char		*data;
-	size_t			 len, off;
-	void			*arg;
-	char			 diag[DIAG_MAX + 1];
-	int			 refused;	/* diag is a 4xx/5xx */
-	struct xfer		*next;		/* free or busy list */
+	struct karl_smtp_msg msg;	/* its strings are the caller's */
+	int		 code;		/* the first refusal, or the final */
+	int		 failed;	/* refused; the rest is ignored */
+	int		 retried;	/* once on a fresh connection */
+	char		 diag[DIAG_MAX + 1];
+	int64_t		 deadline;	/* ms, monotonic */
 };
 
+struct conn {
+	int		 fd;
+	SSL		*ssl;
+	enum cstate	 st;
+	char		 host[256];
+	int		 port;
+	int		 pipelining, starttls, auth_plain, auth_login;
+	int		 tls_on, authed, used;
+	unsigned	 gen;		/* counts (re)connections */
+	short		 hs_want;	/* POLLIN/POLLOUT the handshake waits
+					   for */
+	struct xfer	*x;		/* the transaction, or NULL */
+	enum stage	 expect[4];	/* replies awaited, oldest first */
+	int		 nexp;
+	int		 sent;		/* stages written (no PIPELINING) */
+	struct strbuf	*w;		/* bytes to write */
+	size_t		 woff;
+	char		 r[4096];	/* bytes read, not yet lines */
+	size_t		 rlen;
+	char		 line[LINE_MAX_SMTP + 1];	/* this reply's last */
+	size_t		 linelen;
+	int		 skipping;	/* rest of an overlong line */
+	int64_t		 deadline;	/* ms; 0: none */
+	struct sockaddr_storage addr;
+	socklen_t	 alen;
+	struct conn	*next;
+};
 
+struct resolve {
+	char		 host[256];
+	struct sockaddr_storage addr;
+	socklen_t	 alen;		/* 0: failed */
+	time_t		 at;
+	int		 busy;		/* the resolver thread has it */
+};
 
 struct karl_smtp {
-	CURLM			*multi;
-	karl_smtp_done_fn	 done;
-	struct xfer		*free;
-	struct xfer		*busy;		/* transactions running */
-	int			 active;
-	char			*password;	/* relay AUTH, NULL: none */
-	char			 helo[256];
+	karl_smtp_done_fn done;
+	struct conn	*conns;
+	int		 nconns, max_conns, active;
+	int		 wakefd;
+	SSL_CTX		*ctx;		/* opportunistic: no verification */
+	SSL_CTX		*vctx;		/* karl_relay_tls = require */
+	char		*password;	/* relay AUTH, NULL: none */
+	char		 helo[256];
+	int		 relay;
+	/* the resolver thread and its slots (under lock) */
+	pthread_t	 resolver;
+	pthread_mutex_t	 lock;
+	pthread_cond_t	 cv;
+	struct resolve	 res[RESOLVE_SLOTS];
+	int		 stop;
 };
 
-/* unlink_busy - take x off s's busy list. */
-static void
-unlink_busy(struct karl_smtp *s, struct xfer *x)
+static void conn_close(struct karl_smtp *, struct conn *);
+static int conn_open(struct karl_smtp *, struct conn *);
+
+static int64_t
+now_ms(void)
 {
-	struct xfer **pp;
+	struct timespec ts;
 
-	for (pp = &s->busy; *pp != NULL; pp = &(*pp)->next)
-		if (*pp == x) {
-			*pp = x->next;
-			return;
-		}
-}
-
-/* read_body - CURLOPT_READFUNCTION over the message in memory. */
-static size_t
-read_body(char *buf, size_t size, size_t nmemb, void *p)
-{
-	struct xfer *x = p;
-	size_t n = size * nmemb;
-
-	if (n > x->len - x->off)
-		n = x->len - x->off;
-	memcpy(buf, x->data + x->off, n);
-	x->off += n;
-	return n;
-}
-
-/* on_debug - keep the last reply line the server sent (the last
- * refusal, once there is one). */
-static int
-on_debug(CURL *easy, curl_infotype type, char *data, size_t size, void *p)
-{
-	struct xfer *x = p;
-	size_t n = size;
-
-	(void)easy;
-	if (type != CURLINFO_HEADER_IN)
-		return 0;
-	/* keep the refusal, not the 221 to the QUIT that follows it */
-	if (x->refused && n > 0 && data[0] != '4' && data[0] != '5')
-		return 0;
-	x->refused = n > 0 && (data[0] == '4' || data[0] == '5');
-	while (n > 0 && (data[n - 1] == '\n' || data[n - 1] == '\r'))
-		n--;
-	if (n > DIAG_MAX)
-		n = DIAG_MAX;
-	memcpy(x->diag, data, n);
-	x->diag[n] = '\0';
-	return 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* read_password - the first line of path (allocated), NULL on error. */
@@ -122,16 +175,827 @@ read_password(const char *path)
 	return xstrdup(line);
 }
 
+/* ----------------------------------------------------------- resolver */
+
+/* numeric - host as an address, without the resolver; 0 or -1. */
+static int
+numeric(const char *host, int port, struct sockaddr_storage *ss,
+    socklen_t *len)
+{
+	struct sockaddr_in *in4 = (struct sockaddr_in *)(void *)ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)(void *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons((uint16_t)port);
+		*len = sizeof(*in4);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*in6);
+		return 0;
+	}
+	return -1;
+}
+
+/* is_numeric - host is an address literal. */
+static int
+is_numeric(const char *host)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	return numeric(host, 0, &ss, &len) == 0;
+}
+
+static void *
+resolver_main(void *arg)
+{
+	struct karl_smtp *s = arg;
+	struct addrinfo hints, *ai;
+	struct resolve *r;
+	char host[256];
+	uint64_t one = 1;
+	int i, rc;
+
+	pthread_mutex_lock(&s->lock);
+	while (!s->stop) {
+		for (i = 0, r = NULL; i < RESOLVE_SLOTS; i++)
+			if (s->res[i].busy) {
+				r = &s->res[i];
+				break;
+			}
+		if (r == NULL) {
+			pthread_cond_wait(&s->cv, &s->lock);
+			continue;
+		}
+		strlcpy_chk(host, r->host, sizeof(host));
+		pthread_mutex_unlock(&s->lock);
+		memset(&hints, 0, sizeof(hints));
+		hints.ai_family = AF_UNSPEC;
+		hints.ai_socktype = SOCK_STREAM;
+		rc = getaddrinfo(host, NULL, &hints, &ai);
+		pthread_mutex_lock(&s->lock);
+		r->alen = 0;
+		if (rc == 0 && ai->ai_addrlen <= sizeof(r->addr)) {
+			memcpy(&r->addr, ai->ai_addr, ai->ai_addrlen);
+			r->alen = ai->ai_addrlen;
+		}
+		if (rc == 0)
+			freeaddrinfo(ai);
+		r->at = time(NULL);
+		r->busy = 0;
+		if (write(s->wakefd, &one, sizeof(one)) < 0) {
+			/* the counter is full: the poll wakes anyway */
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+/* lookup - c's address: 1 known (in c), 0 asked (C_RESOLVE), -1 failed. */
+static int
+lookup(struct karl_smtp *s, struct conn *c)
+{
+	struct resolve *r, *old = NULL;
+	time_t now = time(NULL);
+	int i, rc = 0;
+
+	if (numeric(c->host, c->port, &c->addr, &c->alen) == 0)
+		return 1;
+	pthread_mutex_lock(&s->lock);
+	for (i = 0; i < RESOLVE_SLOTS; i++) {
+		r = &s->res[i];
+		if (r->host[0] != '\0' && strcasecmp(r->host, c->host) == 0)
+			break;
+		if (!r->busy && (old == NULL || r->at < old->at))
+			old = r;
+	}
+	if (i < RESOLVE_SLOTS && (r->busy || now - r->at < RESOLVE_TTL)) {
+		if (r->busy)
+			rc = 0;
+		else if (r->alen == 0)
+			rc = -1;
+		else {
+			memcpy(&c->addr, &r->addr, r->alen);
+			c->alen = r->alen;
+			if (c->addr.ss_family == AF_INET)
+				((struct sockaddr_in *)(void *)&c->addr)->
+				    sin_port = htons((uint16_t)c->port);
+			else
+				((struct sockaddr_in6 *)(void *)&c->addr)->
+				    sin6_port = htons((uint16_t)c->port);
+			rc = 1;
+		}
+	} else {
+		if (i == RESOLVE_SLOTS)
+			r = old;
+		if (r == NULL)
+			rc = -1;	/* every slot is being resolved */
+		else {
+			strlcpy_chk(r->host, c->host, sizeof(r->host));
+			r->busy = 1;
+			r->alen = 0;
+			pthread_cond_signal(&s->cv);
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (rc == 0)
+		c->st = C_RESOLVE;
+	return rc;
+}
+
+/* ------------------------------------------------------------ replies */
+
+/* xfer_end - hand x back to its owner and forget it. */
+static void
+xfer_end(struct karl_smtp *s, struct xfer *x, int ok)
+{
+	int code = x->code;
+
+	if (!ok && code / 100 == 2)
+		code = 0;
+	s->active--;
+	s->done(x->msg.arg, ok, code, x->diag);
+	free(x);
+}
+
+/* refuse - note the first refusal of x (later ones follow from it). */
+static void
+refuse(struct xfer *x, int code, const char *text)
+{
+	if (x->failed)
+		return;
+	x->failed = 1;
+	x->code = code;
+	strlcpy_chk(x->diag, text, sizeof(x->diag));
+}
+
+/* conn_fail - the connection is lost (why): its transaction ends undone,
+ * or, if a reused session died before its first reply, starts again on a
+ * fresh connection. */
+static void
+conn_fail(struct karl_smtp *s, struct conn *c, const char *why)
+{
+	struct xfer *x = c->x;
+
+	c->x = NULL;
+	if (x != NULL && c->used && c->nexp > 0 && c->expect[0] == S_MAIL &&
+	    !x->retried && !x->failed) {
+		x->retried = 1;
+		conn_close(s, c);
+		c->x = x;
+		c->used = 0;
+		if (conn_open(s, c) == 0)
+			return;
+		x = c->x;
+		c->x = NULL;
+	}
+	if (x != NULL) {
+		if (!x->failed) {
+			x->code = 0;
+			snprintf(x->diag, sizeof(x->diag), "%s:%d: %s",
+			    c->host, c->port, why);
+		}
+		xfer_end(s, x, 0);
+	}
+	conn_close(s, c);
+	c->st = C_RESOLVE;	/* marked for removal: fd is -1 */
+}
+
+static void
+put(struct conn *c, const char *fmt, ...) ATTR_PRINTF(2, 3);
+
+static void
+put(struct conn *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	strbuf_vappendf(c->w, fmt, ap);
+	va_end(ap);
+}
+
+/* body - the message, dot-stuffed, ending in CRLF "." CRLF. */
+static void
+body(struct conn *c, const char *p, size_t n)
+{
+	size_t i, run = 0;
+
+	for (i = 0; i < n; i++)
+		if (p[i] == '.' && (i == 0 || p[i - 1] == '\n')) {
+			strbuf_append(c->w, p + run, i - run);
+			strbuf_putc(c->w, '.');
+			run = i;
+		}
+	strbuf_append(c->w, p + run, n - run);
+	if (n < 2 || p[n - 2] != '\r' || p[n - 1] != '\n')
+		strbuf_append(c->w, "\r\n", 2);
+	strbuf_append(c->w, ".\r\n", 3);
+}
+
+/* send_next - without PIPELINING, the next command of the transaction. */
+static void
+send_next(struct conn *c)
+{
+	struct xfer *x = c->x;
+
+	switch (c->sent++) {
+	case 0:
+		put(c, "MAIL FROM:<%s>\r\n", x->msg.mail_from);
+		c->expect[c->nexp++] = S_MAIL;
+		break;
+	case 1:
+		put(c, "RCPT TO:<%s>\r\n", x->msg.rcpt);
+		c->expect[c->nexp++] = S_RCPT;
+		break;
+	case 2:
+		put(c, "DATA\r\n");
+		c->expect[c->nexp++] = S_DATA;
+		break;
+	}
+}
+
+/* begin - c is ready and holds a transaction: send its envelope. */
+static void
+begin(struct conn *c)
+{
+	struct xfer *x = c->x;
+
+	c->nexp = 0;
+	c->sent = 0;
+	x->deadline = now_ms() + (int64_t)cfg.karl_smtp_timeout * 1000;
+	c->deadline = x->deadline;
+	if (c->pipelining) {
+		put(c, "MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n",
+		    x->msg.mail_from, x->msg.rcpt);
+		c->expect[0] = S_MAIL;
+		c->expect[1] = S_RCPT;
+		c->expect[2] = S_DATA;
+		c->nexp = 3;
+		c->sent = 3;
+	} else
+		send_next(c);
+}
+
+/* want_tls - 1 if c should try STARTTLS, 2 if it must have it. */
+static int
+want_tls(const struct karl_smtp *s)
+{
+	if (!s->relay)
+		return 1;
+	if (strcmp(cfg.karl_relay_tls, "no") == 0)
+		return 0;
+	return strcmp(cfg.karl_relay_tls, "require") == 0 ? 2 : 1;
+}
+
+/* b64 - base64 of p (allocated). */
+static char *
+b64(const char *p, size_t n)
+{
+	char *out = xmalloc(4 * ((n + 2) / 3) + 1);
+
+	EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)p,
+	    (int)n);
+	return out;
+}
+
+/* after_ehlo - the session's greeting is done: TLS, AUTH, then ready. */
+static void
+after_ehlo(struct karl_smtp *s, struct conn *c)
+{
+	int tls = want_tls(s);
+	const char *user = cfg.karl_relay_user;
+	struct strbuf *sb;
+	char *t;
+
+	if (!c->tls_on && tls > 0 && c->starttls) {
+		put(c, "STARTTLS\r\n");
+		c->st = C_STARTTLS;
+		return;
+	}
+	if (!c->tls_on && tls == 2) {
+		conn_fail(s, c, "the relay offers no STARTTLS "
+		    "(karl_relay_tls = require)");
+		return;
+	}
+	if (s->relay && !c->authed && user != NULL && *user != '\0') {
+		if (c->auth_plain || !c->auth_login) {
+			sb = strbuf_new(256);
+			strbuf_putc(sb, '\0');
+			strbuf_puts(sb, user);
+			strbuf_putc(sb, '\0');
+			strbuf_puts(sb, s->password ? s->password : "");
+			t = b64(strbuf_str(sb), strbuf_len(sb));
+			put(c, "AUTH PLAIN %s\r\n", t);
+			free(t);
+			strbuf_free(sb);
+			c->st = C_AUTH_PLAIN;
+		} else {
+			put(c, "AUTH LOGIN\r\n");
+			c->st = C_AUTH_LOGIN;
+		}
+		return;
+	}
+	c->st = C_READY;
+	if (c->x != NULL)
+		begin(c);
+}
+
+/* ehlo_line - note an extension from one line of the EHLO reply. */
+static void
+ehlo_line(struct conn *c, const char *t)
+{
+	if (strncasecmp(t, "PIPELINING", 10) == 0 && (t[10] == '\0' ||
+	    t[10] == ' '))
+		c->pipelining = 1;
+	else if (strncasecmp(t, "STARTTLS", 8) == 0 && (t[8] == '\0' ||
+	    t[8] == ' '))
+		c->starttls = 1;
+	else if (strncasecmp(t, "AUTH", 4) == 0 && (t[4] == ' ' ||
+	    t[4] == '=')) {
+		for (t += 5; *t != '\0'; t += strcspn(t, " ")) {
+			t += strspn(t, " ");
+			if (strncasecmp(t, "PLAIN", 5) == 0 &&
+			    (t[5] == ' ' || t[5] == '\0'))
+				c->auth_plain = 1;
+			if (strncasecmp(t, "LOGIN", 5) == 0 &&
+			    (t[5] == ' ' || t[5] == '\0'))
+				c->auth_login = 1;
+		}
+	}
+}
+
+/* finish - the transaction's replies are all in. */
+static void
+finish(struct karl_smtp *s, struct conn *c)
+{
+	struct xfer *x = c->x;
+	int failed = x->failed;
+
+	c->x = NULL;
+	c->used = 1;
+	c->deadline = now_ms() + IDLE_MS;
+	xfer_end(s, x, !failed);
+	if (failed) {
+		/* a refused MAIL or RCPT may leave the envelope open */
+		put(c, "RSET\r\n");
+		c->st = C_RSET;
+	}
+}
+
+/* txn_reply - a reply within a transaction. */
+static void
+txn_reply(struct karl_smtp *s, struct conn *c, int code, const char *text)
+{
+	struct xfer *x = c->x;
+	enum stage st;
+
+	if (x == NULL || c->nexp == 0) {
+		conn_fail(s, c, "unexpected reply");
+		return;
+	}
+	st = c->expect[0];
+	memmove(c->expect, c->expect + 1, sizeof(c->expect[0]) *
+	    (size_t)(--c->nexp));
+	switch (st) {
+	case S_MAIL:
+	case S_RCPT:
+		if (code / 100 != 2)
+			refuse(x, code, text);
+		if (!c->pipelining) {
+			if (x->failed)
+				finish(s, c);
+			else
+				send_next(c);
+		}
+		return;
+	case S_DATA:
+		if (code != 354) {
+			refuse(x, code, text);
+			finish(s, c);
+			return;
+		}
+		/* after a refusal the DATA was accepted anyway: end it */
+		if (x->failed)
+			strbuf_append(c->w, ".\r\n", 3);
+		else
+			body(c, x->msg.data, x->msg.len);
+		c->expect[c->nexp++] = S_BODY;
+		return;
+	case S_BODY:
+		if (code / 100 != 2)
+			refuse(x, code, text);
+		else if (!x->failed) {
+			x->code = code;
+			strlcpy_chk(x->diag, text, sizeof(x->diag));
+		}
+		finish(s, c);
+		return;
+	}
+}
+
+/* reply - one whole reply (code, its last line) for c. */
+static void
+reply(struct karl_smtp *s, struct conn *c, int code, const char *text)
+{
+	char *u;
+
+	if (code == 421 && c->st != C_READY) {
+		if (c->x != NULL && !c->x->failed)
+			refuse(c->x, code, text);
+		conn_fail(s, c, text);
+		return;
+	}
+	switch (c->st) {
+	case C_GREET:
+		if (code / 100 != 2) {
+			conn_fail(s, c, text);
+			return;
+		}
+		put(c, "EHLO %s\r\n", s->helo);
+		c->st = C_EHLO;
+		return;
+	case C_EHLO:
+		if (code / 100 == 2)
+			after_ehlo(s, c);
+		else if (!c->tls_on) {
+			put(c, "HELO %s\r\n", s->helo);
+			c->st = C_HELO;
+		} else
+			conn_fail(s, c, text);
+		return;
+	case C_HELO:
+		if (code / 100 == 2 && want_tls(s) < 2 &&
+		    !(s->relay && cfg.karl_relay_user != NULL &&
+		    *cfg.karl_relay_user != '\0')) {
+			c->st = C_READY;
+			if (c->x != NULL)
+				begin(c);
+		} else
+			conn_fail(s, c, text);
+		return;
+	case C_STARTTLS:
+		if (code != 220) {
+			if (want_tls(s) == 2) {
+				conn_fail(s, c, text);
+				return;
+			}
+			c->starttls = 0;	/* go on in plain text */
+			after_ehlo(s, c);
+			return;
+		}
+		c->ssl = SSL_new(s->relay && want_tls(s) == 2 ? s->vctx :
+		    s->ctx);
+		if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
+			conn_fail(s, c, "cannot start TLS");
+			return;
+		}
+		if (want_tls(s) == 2 && SSL_set1_host(c->ssl, c->host) != 1) {
+			conn_fail(s, c, "cannot check the relay's name");
+			return;
+		}
+		if (!is_numeric(c->host))
+			SSL_set_tlsext_host_name(c->ssl, c->host);
+		c->st = C_HANDSHAKE;
+		c->hs_want = POLLOUT;
+		return;
+	case C_AUTH_PLAIN:
+	case C_AUTH_PASS:
+		if (code != 235) {
+			/* temporary: a configuration fault, not the mail's */
+			if (c->x != NULL)
+				refuse(c->x, 0, text);
+			conn_fail(s, c, text);
+			return;
+		}
+		c->authed = 1;
+		c->st = C_READY;
+		if (c->x != NULL)
+			begin(c);
+		return;
+	case C_AUTH_LOGIN:
+	case C_AUTH_USER:
+		if (code != 334) {
+			if (c->x != NULL)
+				refuse(c->x, 0, text);
+			conn_fail(s, c, text);
+			return;
+		}
+		u = c->st == C_AUTH_LOGIN ? b64(cfg.karl_relay_user,
+		    strlen(cfg.karl_relay_user)) : b64(s->password ?
+		    s->password : "", s->password ? strlen(s->password) : 0);
+		put(c, "%s\r\n", u);
+		free(u);
+		c->st = c->st == C_AUTH_LOGIN ? C_AUTH_USER : C_AUTH_PASS;
+		return;
+	case C_READY:
+		if (c->x == NULL) {
+			/* an idle session's server gives up (421) */
+			conn_fail(s, c, text);
+			return;
+		}
+		txn_reply(s, c, code, text);
+		return;
+	case C_RSET:
+		if (code / 100 != 2) {
+			conn_fail(s, c, text);
+			return;
+		}
+		c->st = C_READY;
+		if (c->x != NULL)
+			begin(c);
+		return;
+	default:
+		conn_fail(s, c, "reply out of turn");
+		return;
+	}
+}
+
+/* lines - split what was read into reply lines and whole replies. */
+static void
+lines(struct karl_smtp *s, struct conn *c)
+{
+	size_t i, start = 0, n;
+	unsigned gen = c->gen;
+	char *l;
+	int code;
+
+	for (i = 0; i < c->rlen && c->fd != -1 && c->gen == gen; i++) {
+		if (c->r[i] != '\n')
+			continue;
+		l = c->r + start;
+		n = i - start;
+		start = i + 1;
+		if (n > 0 && l[n - 1] == '\r')
+			n--;
+		if (c->skipping) {
+			c->skipping = 0;
+			continue;	/* the tail of an overlong line */
+		}
+		if (n < 3 || l[0] < '2' || l[0] > '5' || l[1] < '0' ||
+		    l[1] > '9' || l[2] < '0' || l[2] > '9' ||
+		    (n > 3 && l[3] != ' ' && l[3] != '-')) {
+			conn_fail(s, c, "not an SMTP reply");
+			return;
+		}
+		if (n > LINE_MAX_SMTP)
+			n = LINE_MAX_SMTP;
+		memcpy(c->line, l, n);
+		c->line[n] = '\0';
+		log_utf8_fix(c->line);
+		if (c->st == C_EHLO && n > 4)
+			ehlo_line(c, c->line + 4);
+		if (n > 3 && l[3] == '-')
+			continue;
+		code = (l[0] - '0') * 100 + (l[1] - '0') * 10 + (l[2] - '0');
+		reply(s, c, code, c->line);
+	}
+	/* closed, or reconnected for a retry: what was read is void */
+	if (c->fd == -1 || c->gen != gen)
+		return;
+	memmove(c->r, c->r + start, c->rlen - start);
+	c->rlen -= start;
+	if (c->rlen == sizeof(c->r)) {
+		/* a line longer than the buffer: keep its start only */
+		c->rlen = 0;
+		c->skipping = 1;
+	}
+}
+
+/* ------------------------------------------------------------------ io */
+
+/* io_read - read what there is; -1 when the connection is gone. */
+static int
+io_read(struct karl_smtp *s, struct conn *c)
+{
+	unsigned gen = c->gen;
+	ssize_t n;
+	int e;
+
+	for (;;) {
+		if (c->ssl != NULL) {
+			ERR_clear_error();
+			n = SSL_read(c->ssl, c->r + c->rlen,
+			    (int)(sizeof(c->r) - c->rlen));
+			if (n <= 0) {
+				e = SSL_get_error(c->ssl, (int)n);
+				if (e == SSL_ERROR_WANT_READ ||
+				    e == SSL_ERROR_WANT_WRITE)
+					return 0;
+				conn_fail(s, c, e == SSL_ERROR_ZERO_RETURN ?
+				    "connection closed" : "TLS read failed");
+				return -1;
+			}
+		} else {
+			n = recv(c->fd, c->r + c->rlen, sizeof(c->r) - c->rlen,
+			    0);
+			if (n < 0 && (errno == EAGAIN || errno == EINTR))
+				return 0;
+			if (n <= 0) {
+				conn_fail(s, c, n == 0 ? "connection closed" :
+				    strerror(errno));
+				return -1;
+			}
+		}
+		c->rlen += (size_t)n;
+		lines(s, c);
+		if (c->fd == -1 || c->gen != gen)
+			return -1;
+		/* STARTTLS answered: the handshake comes first */
+		if (c->st == C_HANDSHAKE ||
+		    (c->ssl == NULL && (size_t)n < sizeof(c->r)))
+			return 0;
+	}
+}
+
+/* io_write - write what is queued; -1 when the connection is gone. */
+static int
+io_write(struct karl_smtp *s, struct conn *c)
+{
+	ssize_t n;
+	size_t len = strbuf_len(c->w);
+	int e;
+
+	while (c->woff < len) {
+		if (c->ssl != NULL) {
+			ERR_clear_error();
+			n = SSL_write(c->ssl, strbuf_str(c->w) + c->woff,
+			    (int)(len - c->woff));
+			if (n <= 0) {
+				e = SSL_get_error(c->ssl, (int)n);
+				if (e == SSL_ERROR_WANT_READ ||
+				    e == SSL_ERROR_WANT_WRITE)
+					return 0;
+				conn_fail(s, c, "TLS write failed");
+				return -1;
+			}
+		} else {
+			n = send(c->fd, strbuf_str(c->w) + c->woff,
+			    len - c->woff, MSG_NOSIGNAL);
+			if (n < 0 && (errno == EAGAIN || errno == EINTR))
+				return 0;
+			if (n < 0) {
+				conn_fail(s, c, strerror(errno));
+				return -1;
+			}
+		}
+		c->woff += (size_t)n;
+	}
+	strbuf_reset(c->w);
+	c->woff = 0;
+	return 0;
+}
+
+/* handshake - go on with the TLS handshake; -1 when it failed. */
+static int
+handshake(struct karl_smtp *s, struct conn *c)
+{
+	int rc, e;
+
+	ERR_clear_error();
+	if ((rc = SSL_connect(c->ssl)) == 1) {
+		c->tls_on = 1;
+		c->pipelining = c->starttls = c->auth_plain = 0;
+		c->auth_login = 0;
+		put(c, "EHLO %s\r\n", s->helo);
+		c->st = C_EHLO;
+		return 0;
+	}
+	e = SSL_get_error(c->ssl, rc);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		c->hs_want = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+		return 0;
+	}
+	conn_fail(s, c, "TLS handshake failed");
+	return -1;
+}
+
+/* connected - the non-blocking connect ended. */
+static int
+connected(struct karl_smtp *s, struct conn *c)
+{
+	int err = 0, one = 1;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+		err = errno;
+	if (err != 0) {
+		conn_fail(s, c, strerror(err));
+		return -1;
+	}
+	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->st = C_GREET;
+	return 0;
+}
+
+/* conn_connect - start the TCP connection to c->addr. */
+static int
+conn_connect(struct karl_smtp *s, struct conn *c)
+{
+	int fd;
+
+	fd = socket(c->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		conn_fail(s, c, strerror(errno));
+		return -1;
+	}
+	c->fd = fd;
+	c->deadline = now_ms() + (int64_t)(cfg.karl_smtp_timeout < 30 ?
+	    cfg.karl_smtp_timeout : 30) * 1000;
+	if (connect(fd, (struct sockaddr *)&c->addr, c->alen) == -1 &&
+	    errno != EINPROGRESS) {
+		conn_fail(s, c, strerror(errno));
+		return -1;
+	}
+	c->st = C_CONNECT;
+	return 0;
+}
+
+/* conn_open - (re)connect c to its host; 0, or -1 when its transaction
+ * has already been ended. */
+static int
+conn_open(struct karl_smtp *s, struct conn *c)
+{
+	int rc;
+
+	c->fd = -1;
+	c->gen++;
+	c->pipelining = c->starttls = c->auth_plain = c->auth_login = 0;
+	c->tls_on = c->authed = c->used = 0;
+	c->nexp = c->sent = 0;
+	c->rlen = 0;
+	c->skipping = 0;
+	strbuf_reset(c->w);
+	c->woff = 0;
+	c->deadline = now_ms() + (int64_t)cfg.karl_smtp_timeout * 1000;
+	if ((rc = lookup(s, c)) == 0)
+		return 0;
+	if (rc == -1) {
+		c->st = C_CONNECT;
+		conn_fail(s, c, "cannot resolve the host name");
+		return -1;
+	}
+	return conn_connect(s, c);
+}
+
+static void
+conn_close(struct karl_smtp *s, struct conn *c)
+{
+	(void)s;
+	if (c->ssl != NULL) {
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+	}
+	if (c->fd != -1) {
+		if (c->st == C_READY && c->x == NULL) {
+			/* polite, and never waited for */
+			(void)send(c->fd, "QUIT\r\n", 6, MSG_NOSIGNAL |
+			    MSG_DONTWAIT);
+		}
+		close(c->fd);
+		c->fd = -1;
+	}
+}
+
+/* reap - free the connections that are gone. */
+static void
+reap(struct karl_smtp *s)
+{
+	struct conn **pp = &s->conns, *c;
+
+	while ((c = *pp) != NULL) {
+		if (c->fd == -1 && c->st != C_RESOLVE) {
+			*pp = c->next;
+			strbuf_free(c->w);
+			free(c);
+			s->nconns--;
+		} else if (c->fd == -1 && c->x == NULL) {
+			*pp = c->next;
+			strbuf_free(c->w);
+			free(c);
+			s->nconns--;
+		} else
+			pp = &c->next;
+	}
+}
+
+/* ------------------------------------------------------------- the API */
+
 struct karl_smtp *
 karl_smtp_new(int max_conns, karl_smtp_done_fn done)
 {
 	struct karl_smtp *s = xcalloc(1, sizeof(*s));
 	const char *helo = cfg.karl_helo;
 
-	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (helo == NULL || *helo == '\0')
 		helo = "localhost";
 	strlcpy_chk(s->helo, helo, sizeof(s->helo));
+	s->relay = cfg.karl_relay_host != NULL && *cfg.karl_relay_host != '\0';
 	if (cfg.karl_relay_password_file != NULL &&
 	    *cfg.karl_relay_password_file != '\0' &&
 	    (s->password = read_password(cfg.karl_relay_password_file)) ==
@@ -140,149 +1004,196 @@ karl_smtp_new(int max_conns, karl_smtp_done_fn done)
 		return NULL;
 	}
 	s->done = done;
-	s->multi = curl_multi_init();
-	/* keep every idle session: one per slot at most */
-	curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, (long)max_conns);
-	curl_multi_setopt(s->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
-	    (long)max_conns);
+	s->max_conns = max_conns > 0 ? max_conns : 1;
+	if ((s->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
+		panic("karl: eventfd: %s", strerror(errno));
+	if ((s->ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
+	    (s->vctx = SSL_CTX_new(TLS_client_method())) == NULL)
+		panic("karl: SSL_CTX_new failed");
+	SSL_CTX_set_verify(s->ctx, SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_verify(s->vctx, SSL_VERIFY_PEER, NULL);
+	if (SSL_CTX_set_default_verify_paths(s->vctx) != 1)
+		log_warnx("karl: no default CA paths for the relay's TLS");
+	SSL_CTX_set_min_proto_version(s->ctx, TLS1_2_VERSION);
+	SSL_CTX_set_min_proto_version(s->vctx, TLS1_2_VERSION);
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	if (pthread_create(&s->resolver, NULL, resolver_main, s) != 0)
+		panic("karl: cannot start the resolver thread");
 	return s;
-}
-
-/* tls_level - CURLOPT_USE_SSL for this destination. */
-static long
-tls_level(int relay)
-{
-	if (!relay)
-		return CURLUSESSL_TRY;
-	if (strcmp(cfg.karl_relay_tls, "no") == 0)
-		return CURLUSESSL_NONE;
-	if (strcmp(cfg.karl_relay_tls, "require") == 0)
-		return CURLUSESSL_ALL;
-	return CURLUSESSL_TRY;
 }
 
 int
 karl_smtp_start(struct karl_smtp *s, const struct karl_smtp_msg *m)
 {
-	int relay = cfg.karl_relay_host != NULL && *cfg.karl_relay_host != '\0';
-	char url[512], from[SMTP_ADDR_MAX + 512], to[SMTP_ADDR_MAX + 3];
+	struct conn *c, *idle = NULL, *lru = NULL;
 	struct xfer *x;
-	long ssl;
 
-	if (snprintf(url, sizeof(url), strchr(m->host, ':') ?
-	    "smtp://[%s]:%d/%s" : "smtp://%s:%d/%s", m->host, m->port,
-	    s->helo) >= (int)sizeof(url) ||
-	    snprintf(from, sizeof(from), "<%s>", m->mail_from) >=
-	    (int)sizeof(from) ||
-	    snprintf(to, sizeof(to), "<%s>", m->rcpt) >= (int)sizeof(to))
+	if (strlen(m->host) >= sizeof(c->host))
 		return -1;
-	if ((x = s->free) != NULL) {
-		s->free = x->next;
-		curl_easy_reset(x->easy);
-	} else {
-		x = xcalloc(1, sizeof(*x));
-		if ((x->easy = curl_easy_init()) == NULL)
-			panic("karl: curl_easy_init failed");
+	for (c = s->conns; c != NULL; c = c->next) {
+		if (c->fd == -1 || c->x != NULL || c->st != C_READY)
+			continue;
+		if (c->port == m->port && strcasecmp(c->host, m->host) == 0) {
+			idle = c;
+			break;
+		}
+		if (lru == NULL || c->deadline < lru->deadline)
+			lru = c;
 	}
-	x->rcpt = curl_slist_append(NULL, to);
-	x->data = m->data;
-	x->len = m->len;
-	x->off = 0;
-	x->arg = m->arg;
-	x->diag[0] = '\0';
-	x->refused = 0;
-	curl_easy_setopt(x->easy, CURLOPT_URL, url);
-	curl_easy_setopt(x->easy, CURLOPT_MAIL_FROM, from);
-	curl_easy_setopt(x->easy, CURLOPT_MAIL_RCPT, x->rcpt);
-	curl_easy_setopt(x->easy, CURLOPT_UPLOAD, 1L);
-	curl_easy_setopt(x->easy, CURLOPT_INFILESIZE_LARGE,
-	    (curl_off_t)m->len);
-	curl_easy_setopt(x->easy, CURLOPT_READFUNCTION, read_body);
-	curl_easy_setopt(x->easy, CURLOPT_READDATA, x);
-	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
-	curl_easy_setopt(x->easy, CURLOPT_TIMEOUT, (long)cfg.karl_smtp_timeout);
-	curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT,
-	    (long)(cfg.karl_smtp_timeout < 30 ? cfg.karl_smtp_timeout : 30));
-	curl_easy_setopt(x->easy, CURLOPT_TCP_NODELAY, 1L);
-	curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(x->easy, CURLOPT_DEBUGFUNCTION, on_debug);
-	curl_easy_setopt(x->easy, CURLOPT_DEBUGDATA, x);
-	curl_easy_setopt(x->easy, CURLOPT_VERBOSE, 1L);
-	ssl = tls_level(relay);
-	curl_easy_setopt(x->easy, CURLOPT_USE_SSL, ssl);
-	if (ssl != CURLUSESSL_ALL) {
-		/* opportunistic TLS: better than plain text, never a reason
-		 * not to deliver */
-		curl_easy_setopt(x->easy, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(x->easy, CURLOPT_SSL_VERIFYHOST, 0L);
-	}
-	if (relay && cfg.karl_relay_user != NULL &&
-	    *cfg.karl_relay_user != '\0') {
-		curl_easy_setopt(x->easy, CURLOPT_USERNAME, cfg.karl_relay_user);
-		curl_easy_setopt(x->easy, CURLOPT_PASSWORD,
-		    s->password ? s->password : "");
-	}
-	if (curl_multi_add_handle(s->multi, x->easy) != CURLM_OK) {
-		curl_slist_free_all(x->rcpt);
-		x->rcpt = NULL;
-		x->next = s->free;
-		s->free = x;
-		return -1;
-	}
-	x->next = s->busy;
-	s->busy = x;
+	x = xcalloc(1, sizeof(*x));
+	x->msg = *m;
 	s->active++;
+	if (idle != NULL) {
+		idle->x = x;
+		begin(idle);
+		return 0;
+	}
+	if (s->nconns >= s->max_conns && lru != NULL) {
+		conn_close(s, lru);
+		lru->st = C_CONNECT;	/* removed by reap */
+		reap(s);
+	}
+	c = xcalloc(1, sizeof(*c));
+	c->w = strbuf_new(8192);
+	strlcpy_chk(c->host, m->host, sizeof(c->host));
+	c->port = m->port;
+	c->x = x;
+	c->next = s->conns;
+	s->conns = c;
+	s->nconns++;
+	(void)conn_open(s, c);
 	return 0;
 }
 
-/* finish - one transaction ended with result: classify and hand back. */
+/* resolved - connections waiting for the resolver that can go on. */
 static void
-finish(struct karl_smtp *s, struct xfer *x, CURLcode result)
+resolved(struct karl_smtp *s)
 {
-	long code = 0;
-	int ok;
+	struct conn *c;
+	int rc;
 
-	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
-	ok = result == CURLE_OK && (code == 0 || code / 100 == 2);
-	if (!ok && code / 100 == 2)
-		code = 0;	/* transport failed after a 2xx: retry */
-	if (!ok && code == 0)
-		snprintf(x->diag, sizeof(x->diag), "%s",
-		    curl_easy_strerror(result));
-	curl_multi_remove_handle(s->multi, x->easy);
-	curl_slist_free_all(x->rcpt);
-	x->rcpt = NULL;
-	unlink_busy(s, x);
-	s->active--;
-	s->done(x->arg, ok, (int)code, x->diag);
-	x->next = s->free;
-	s->free = x;
+	for (c = s->conns; c != NULL; c = c->next) {
+		if (c->st != C_RESOLVE || c->fd != -1 || c->x == NULL)
+			continue;
+		if ((rc = lookup(s, c)) == 1)
+			(void)conn_connect(s, c);
+		else if (rc == -1) {
+			c->st = C_CONNECT;
+			conn_fail(s, c, "cannot resolve the host name");
+		}
+	}
+}
+
+/* events - what c waits for. */
+static short
+events(const struct conn *c)
+{
+	short ev = POLLIN;
+
+	if (c->st == C_CONNECT)
+		return POLLOUT;
+	if (c->st == C_HANDSHAKE)
+		return c->hs_want;
+	if (strbuf_len(c->w) > c->woff)
+		ev |= POLLOUT;
+	return ev;
+}
+
+/* service - c's socket is ready (revents). */
+static void
+service(struct karl_smtp *s, struct conn *c, short revents)
+{
+	if (c->st == C_CONNECT) {
+		if (connected(s, c) == -1)
+			return;
+		if (!(revents & POLLIN))
+			return;
+	}
+	if (c->st == C_HANDSHAKE && handshake(s, c) == -1)
+		return;
+	if (c->st != C_HANDSHAKE && (revents & (POLLIN | POLLHUP | POLLERR)) &&
+	    io_read(s, c) == -1)
+		return;
+	/* what the replies queued goes out at once */
+	if (c->fd != -1 && c->st != C_HANDSHAKE && strbuf_len(c->w) > c->woff)
+		(void)io_write(s, c);
 }
 
 void
 karl_smtp_poll(struct karl_smtp *s, int ms)
 {
-	CURLMsg *msg;
-	char *x;
-	int running, left, ended = 0;
+	struct pollfd *pfd;
+	struct conn **cs, *c;
+	unsigned *gens;
+	int64_t now = now_ms(), wait = ms;
+	uint64_t v;
+	int n = 0, i, rc, before = s->active;
 
-	curl_multi_perform(s->multi, &running);
-	while ((msg = curl_multi_info_read(s->multi, &left)) != NULL) {
-		if (msg->msg != CURLMSG_DONE)
+	/* write what begin() queued before waiting for anything */
+	for (c = s->conns; c != NULL; c = c->next)
+		if (c->fd != -1 && c->st != C_CONNECT &&
+		    c->st != C_HANDSHAKE && strbuf_len(c->w) > c->woff)
+			(void)io_write(s, c);
+	reap(s);
+	pfd = xcalloc((size_t)s->nconns + 1, sizeof(*pfd));
+	cs = xcalloc((size_t)s->nconns + 1, sizeof(*cs));
+	gens = xcalloc((size_t)s->nconns + 1, sizeof(*gens));
+	pfd[n].fd = s->wakefd;
+	pfd[n++].events = POLLIN;
+	for (c = s->conns; c != NULL; c = c->next) {
+		if (c->deadline != 0 && c->deadline - now < wait)
+			wait = c->deadline - now < 0 ? 0 : c->deadline - now;
+		if (c->fd == -1)
 			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &x);
-		finish(s, (struct xfer *)(void *)x, msg->data.result);
-		ended++;
+		cs[n] = c;
+		gens[n] = c->gen;
+		pfd[n].fd = c->fd;
+		pfd[n++].events = events(c);
 	}
-	/* what ended goes to its owner first; then wait for activity */
-	if (ended == 0)
-		curl_multi_poll(s->multi, NULL, 0, ms, NULL);
+	if (s->active < before)
+		wait = 0;
+	rc = poll(pfd, (nfds_t)n, (int)wait);
+	if (rc > 0 && (pfd[0].revents & POLLIN)) {
+		if (read(s->wakefd, &v, sizeof(v)) < 0) {
+			/* nothing to read: another wake-up took it */
+		}
+		resolved(s);
+	}
+	for (i = 1; rc > 0 && i < n; i++)
+		if (pfd[i].revents != 0 && cs[i]->gen == gens[i] &&
+		    cs[i]->fd != -1)
+			service(s, cs[i], pfd[i].revents);
+	now = now_ms();
+	for (c = s->conns; c != NULL; c = c->next) {
+		if (c->deadline == 0 || c->deadline > now)
+			continue;
+		if (c->fd == -1 && c->st == C_RESOLVE && c->x != NULL) {
+			c->st = C_CONNECT;
+			conn_fail(s, c, "timed out resolving the host name");
+		} else if (c->x != NULL) {
+			c->x->retried = 1;	/* a hang is not retried */
+			conn_fail(s, c, "timed out");
+		}
+		else if (c->fd != -1) {
+			conn_close(s, c);
+			c->st = C_CONNECT;	/* idle too long */
+		}
+	}
+	reap(s);
+	free(pfd);
+	free(cs);
+	free(gens);
 }
 
 void
 karl_smtp_wakeup(struct karl_smtp *s)
 {
-	curl_multi_wakeup(s->multi);
+	uint64_t one = 1;
+
+	if (write(s->wakefd, &one, sizeof(one)) < 0) {
+		/* the counter is full: the poll wakes anyway */
+	}
 }
 
 int
@@ -294,19 +1205,34 @@ karl_smtp_active(const struct karl_smtp *s)
 struct karl_smtp *
 karl_smtp_free(struct karl_smtp *s)
 {
-	struct xfer *x;
+	struct conn *c;
 
 	if (s == NULL)
 		return NULL;
+	pthread_mutex_lock(&s->lock);
+	s->stop = 1;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->lock);
+	pthread_join(s->resolver, NULL);
 	/* transactions cut short: their owners get them back undone */
-	while ((x = s->busy) != NULL)
-		finish(s, x, CURLE_ABORTED_BY_CALLBACK);
-	while ((x = s->free) != NULL) {
-		s->free = x->next;
-		curl_easy_cleanup(x->easy);
-		free(x);
+	for (c = s->conns; c != NULL; c = c->next)
+		if (c->x != NULL) {
+			c->used = 0;
+			c->x->retried = 1;
+			conn_fail(s, c, "stopping");
+		}
+	for (c = s->conns; c != NULL; c = c->next)
+		conn_close(s, c);
+	while ((c = s->conns) != NULL) {
+		s->conns = c->next;
+		strbuf_free(c->w);
+		free(c);
 	}
-	curl_multi_cleanup(s->multi);
+	SSL_CTX_free(s->ctx);
+	SSL_CTX_free(s->vctx);
+	close(s->wakefd);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cv);
 	free(s->password);
 	free(s);
 	return NULL;

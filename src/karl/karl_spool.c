@@ -57,6 +57,11 @@ static leveldb_t *spool_db;
 static leveldb_options_t *spool_opts;
 static leveldb_readoptions_t *spool_ropts;
 static leveldb_writeoptions_t *spool_wopts;
+/* Outcomes are written without fsync: the write reaches the kernel, so
+ * it survives karl's own crash or kill -9; only an operating-system crash
+ * can lose the last outcomes, and that sends those receivers again,
+ * never loses one.  Intake (the 202) is always synced. */
+static leveldb_writeoptions_t *spool_wopts_outcome;
 static pthread_mutex_t spool_locks[LOCK_STRIPES];
 
 int
@@ -83,6 +88,8 @@ karl_spool_open(const char *dir)
 	leveldb_readoptions_set_fill_cache(spool_ropts, 0);
 	spool_wopts = leveldb_writeoptions_create();
 	leveldb_writeoptions_set_sync(spool_wopts, 1);
+	spool_wopts_outcome = leveldb_writeoptions_create();
+	leveldb_writeoptions_set_sync(spool_wopts_outcome, 0);
 	for (i = 0; i < LOCK_STRIPES; i++)
 		pthread_mutex_init(&spool_locks[i], NULL);
 	return 0;
@@ -97,6 +104,9 @@ karl_spool_close(void)
 		leveldb_readoptions_destroy(spool_ropts);
 	if (spool_wopts != NULL)
 		leveldb_writeoptions_destroy(spool_wopts);
+	if (spool_wopts_outcome != NULL)
+		leveldb_writeoptions_destroy(spool_wopts_outcome);
+	spool_wopts_outcome = NULL;
 	if (spool_opts != NULL)
 		leveldb_options_destroy(spool_opts);
 	spool_db = NULL;
@@ -847,7 +857,7 @@ karl_spool_record(const struct karl_outcome *o, size_t n, time_t now)
 		batch_put_json(wb, key, t[j].rec);
 		t[j].finished = job_finished(t[j].rec);
 	}
-	leveldb_write(spool_db, spool_wopts, wb, &lerr);
+	leveldb_write(spool_db, spool_wopts_outcome, wb, &lerr);
 	if (lerr != NULL) {
 		log_err("karl: spool write of %zu outcomes: %s", n, lerr);
 		leveldb_free(lerr);
