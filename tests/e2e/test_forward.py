@@ -359,3 +359,40 @@ def test_unknown_addresses_are_refused_at_rcpt(fwd):
         assert code == want, (rcpt, code, text)
         if want == 550:
             assert b"5.1.1" in text, (rcpt, text)
+
+
+@pytest.mark.parametrize("shape", ["lf", "no_body", "folded_from"])
+def test_odd_messages_are_forwarded_intact(fwd, shape):
+    """Bare-LF line ends, a message with no body at all, and a folded
+    From that must be rewritten all reach the owner as parsable mail."""
+    st, sink = fwd
+    owner = addr("owner")
+    g, _ = make_group(st, [(owner, {"role": "owner"})])
+    rcpt = f"{g}+owner@{DOMAIN}"
+    msgid = f"{uuid.uuid4().hex}@example.org"
+    sender = addr("odd")
+    if shape == "folded_from":
+        sender = f"carol-{uuid.uuid4().hex[:6]}@reject.test"
+    head = (f"From: =?utf-8?q?Carol_=C3=A9?=\r\n <{sender}>\r\n"
+            f"To: {rcpt}\r\nSubject: odd {shape}\r\n"
+            f"Message-ID: <{msgid}>\r\n")
+    if shape == "lf":
+        raw = (head + "\r\nline one\r\nline two\r\n").replace("\r\n", "\n")
+    elif shape == "no_body":
+        raw = head.rstrip("\r\n")
+    else:
+        raw = head + "\r\nbody\r\n"
+    a = action(st, rcpt, raw.encode(), sender)
+    assert a["status"] == "forwarded", a
+    m = message_from_bytes(wait_got(sink, owner, msgid)[0][1],
+                           policy=default_policy)
+    assert m["X-Loop"] == rcpt
+    assert str(m["Subject"]) == f"odd {shape}"
+    if shape == "lf":
+        assert m.get_content().splitlines() == ["line one", "line two"]
+    if shape == "folded_from":
+        assert m["From"].addresses[0].addr_spec == rcpt
+        assert m["From"].addresses[0].display_name.startswith(
+            "Carol \u00e9 via")
+        assert m["Reply-To"].addresses[0].addr_spec == sender
+        assert m.get_content().splitlines() == ["body"]
