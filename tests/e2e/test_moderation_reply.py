@@ -11,6 +11,7 @@ way, with the token built here from the stack's secret.
 A private stack whose karl delivers by SMTP to an aiosmtpd sink: what the
 sink got is what people would read."""
 import base64
+import concurrent.futures
 import hashlib
 import hmac
 import smtplib
@@ -399,3 +400,24 @@ def test_join_requests_approved_and_rejected(mod):
     assert a["status"] == "ignored", a
     assert st.sql("SELECT status FROM memberships WHERE id = :'v1'",
                   hids[carol]) == [["pending_approval"]]
+
+
+def test_concurrent_approvals_release_once(mod):
+    """Approvals arriving at once (two moderators, a retried delivery)
+    are serialised on the held row: one releases, the others see it
+    decided."""
+    st, sink = mod
+    mods = [addr(f"mod{i}", "cc") for i in range(4)]
+    poster = addr("poster", "cc")
+    g, _ = make_group(st, [(m, {"role": "moderator"}) for m in mods] +
+                      [(poster, {"posting": "moderated"})])
+    pid, msgid = hold(st, g, poster, "race me")
+    rcpt = f"{g}+approve-{sign_token(st, pid)}@{DOMAIN}"
+    with concurrent.futures.ThreadPoolExecutor(len(mods)) as ex:
+        acts = list(ex.map(lambda m: act(st, rcpt, m), mods))
+    assert sorted(a["status"] for a in acts) == \
+        ["done", "ignored", "ignored", "ignored"], acts
+    assert archived(st, g) == 1
+    assert pending_row(st, pid)[0] == "approved"
+    got = delivered(sink, poster, lambda m: m["Message-ID"] == f"<{msgid}>")
+    assert len(got) == 1
