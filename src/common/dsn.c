@@ -10,10 +10,11 @@
  * of the bounce (text parts outside any returned message), and the
  * Message-ID of the returned message (message/rfc822 or rfc822-headers).
  * An RFC 3464 report with recipient groups decides alone; otherwise the
- * text goes through the detectors for the non-standard formats of common
- * MTAs (dsn_text.c's job is done here too: see text_scan).  Every copy
- * into the result is bounded, stripped of control characters and made
- * valid UTF-8.  See docs/dsn.md.
+ * text is read for the non-standard formats of common MTAs (text_scan
+ * and the comment above it).  Every copy into the result is bounded,
+ * stripped of control characters and made valid UTF-8.  GMime is
+ * initialised once (pthread_once); everything else is per call, so
+ * dsn_parse is thread-safe.  See docs/dsn.md.
  */
 #include <ctype.h>
 #include <pthread.h>
@@ -971,13 +972,10 @@ struct line {
 struct reader {
 	struct dsn_result *out;
 	const struct not_rcpt *never;	/* headers of the bounce */
-	const struct not_rcpt *author;	/* of the returned message */
 	const char *text;
 	size_t	 end;		/* bytes of text that are the bounce's own */
 	size_t	 pos;		/* the current line */
-	size_t	 len;
 	int	 warning;	/* wording says delivery is still tried */
-	size_t	 nauthor;	/* entries that are the author */
 };
 
 /* line_at - the line of text at off (without its LF) and the next. */
@@ -1138,16 +1136,18 @@ reader_pass(struct reader *r, int quoted)
 }
 
 /* aol_names - AOL names its users without the domain: "screenname"
- * alone on a line under "following recipients". */
+ * alone on a line under "following recipients", up to a blank line. */
 static void
 aol_names(struct reader *r, const char *from_domain)
 {
+	static const char name_chars[] = "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
 	char addr[DSN_ADDR_MAX + 1];
 	const char *p;
 	struct line l;
-	size_t off, next;
+	size_t off, next, span, found = 0;
 
-	if (from_domain == NULL || strcasecmp(from_domain, "aol.com") != 0 ||
+	if (strcasecmp(from_domain, "aol.com") != 0 ||
 	    (p = ci_find(r->text, r->end, "following recipients")) == NULL)
 		return;
 	off = line_at(r->text, r->end, (size_t)(p - r->text), &l);
@@ -1158,16 +1158,20 @@ aol_names(struct reader *r, const char *from_domain)
 		while (l.n > 0 && (l.s[l.n - 1] == ' ' || l.s[l.n - 1] ==
 		    '\t'))
 			l.n--;
-		if (l.n == 0 || l.n > 64)
+		if (l.n == 0) {
+			if (found > 0)
+				break;
 			continue;
-		if (l.s[strspn(l.s, "abcdefghijklmnopqrstuvwxyz"
-		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")] != '\0' &&
-		    strspn(l.s, "abcdefghijklmnopqrstuvwxyz"
-		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") < l.n)
+		}
+		for (span = 0; span < l.n && l.s[span] != '\0' &&
+		    strchr(name_chars, l.s[span]) != NULL; span++)
+			;
+		if (span < l.n || l.n > 64)
 			break;
 		snprintf(addr, sizeof(addr), "%.*s@aol.com", (int)l.n, l.s);
 		r->pos = off;
 		reader_add(addr, r);
+		found++;
 	}
 }
 
@@ -1234,9 +1238,7 @@ text_scan(struct dsn_result *out, GMimeMessage *m, struct strbuf *text,
 	memset(&r, 0, sizeof(r));
 	r.out = out;
 	r.never = &never;
-	r.author = author;
 	r.text = text->buf;
-	r.len = text->len;
 	r.end = text_end_at(text->buf, text->len);
 	r.warning = line_has(text->buf, r.end, text_warning,
 	    NELEM(text_warning));

@@ -555,7 +555,8 @@ test_aol(void **state)
 	    "because they are not accepting mail from list@example.org:\n"
 	    "\tScreenName\n"
 	    "\tother.name\n"
-	    "\n"), 2);
+	    "\n"
+	    "Thanks\n"), 2);
 	find("ScreenName@aol.com");
 	find("other.name@aol.com");
 	/* not from AOL: a bare name is no address */
