@@ -421,3 +421,49 @@ def test_concurrent_approvals_release_once(mod):
     assert pending_row(st, pid)[0] == "approved"
     got = delivered(sink, poster, lambda m: m["Message-ID"] == f"<{msgid}>")
     assert len(got) == 1
+
+
+def test_join_request_by_email_is_approved_from_its_notice(mod):
+    """The whole way: subscribe to a restricted group by email, confirm
+    by reply; the moderators' notice (messageserver_notice_member_pending)
+    names the address and the join answer; replying to it admits the
+    member."""
+    st, sink = mod
+    moder, owner, who = addr("mod", "jw"), addr("owner", "jw"), \
+        addr("asker", "jw")
+    g, _ = make_group(st, [(owner, {"role": "owner"}),
+                           (moder, {"role": "moderator"})],
+                      restricted_membership="true",
+                      join_question="Why do you want to join?")
+    a = act(st, f"{g}+subscribe@{DOMAIN}", who,
+            body="I grow tomatoes.\r\n")
+    assert a["status"] == "confirm", a
+    req = delivered(sink, who, lambda m: "+confirm-" in str(m["Reply-To"]))
+    a = act(st, req[0]["Reply-To"].addresses[0].addr_spec, who)
+    assert a["status"] == "done", a
+    mid = st.sql("SELECT m.id FROM memberships m JOIN accounts a ON a.id = "
+                 "m.account_id JOIN groups g ON g.id = m.group_id WHERE "
+                 "g.name = :'v1' AND a.email = :'v2' AND m.status = "
+                 "'pending_approval'", g, who)[0][0]
+
+    for m in (owner, moder):
+        n = delivered(sink, m, subject_has(f"{who} asks to join"))
+        assert len(n) == 1, m
+    n = n[0]
+    assert n["Auto-Submitted"] == "auto-generated"
+    assert n["From"].addresses[0].addr_spec == f"{g}+owner@{DOMAIN}"
+    text = text_of(n)
+    assert who in text and "> I grow tomatoes." in text
+    approve = n["Reply-To"].addresses[0].addr_spec
+    assert len(approve.split("@")[0]) <= 64, approve
+    token = approve.split("+approve-", 1)[1].split("@")[0]
+    assert verify_short_token(st, "moderate", token).split(".")[0] == \
+        f"m{mid}"
+    assert f"{g}+reject-{token}@{DOMAIN}" in text
+
+    # the moderator answers the notice
+    a = act(st, approve, moder, body="Welcome aboard\r\n> quoted\r\n")
+    assert a["status"] == "done" and who in a["reason"], a
+    assert st.sql("SELECT status FROM memberships WHERE id = :'v1'",
+                  mid) == [["active"]]
+    delivered(sink, who, subject_has(f"Welcome to {g}"))
