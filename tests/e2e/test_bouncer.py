@@ -190,7 +190,7 @@ def test_soft_bounces_that_persist_make_bouncing(bst):
         event(st, known, d, gid=gid)
     for d in (2, 1):
         event(st, recent, d, gid=gid)
-    for d in (12, 1):
+    for d in (12, 8, 4, 1):
         event(st, nocount, d, counts=False, gid=gid)
     for d in (20, 10):
         event(st, stopped, d, gid=gid)
@@ -198,7 +198,7 @@ def test_soft_bounces_that_persist_make_bouncing(bst):
         event(st, gapped, d, gid=gid)
     for d in (13, 7, 1):
         event(st, steady, d, gid=gid)
-    for d in (12, 8, 1):
+    for d in (12, 8, 5, 1):     # a run, but mostly before the restore
         event(st, restored, d, gid=gid)
     event(st, recent, 1, type_="hard", counts=False, gid=gid)
 
