@@ -226,8 +226,9 @@ status_from(const char *s, size_t n, char code[16])
 
 	code[0] = '\0';
 	for (i = 0; i < n && s[i] != '\0'; i++) {
+		/* "550-5.7.1" (a multi-line reply) is fine, "v2.5.1" not */
 		if (i > 0 && (isalnum((unsigned char)s[i - 1]) ||
-		    s[i - 1] == '.' || s[i - 1] == '-'))
+		    s[i - 1] == '.' || s[i - 1] == '_'))
 			continue;
 		if (n - i >= 5 && enhanced_at(s + i, code) > 0)
 			return 1;

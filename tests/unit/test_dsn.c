@@ -148,7 +148,14 @@ test_rfc3464_status_from_diag(void **state)
 	    "Final-Recipient: rfc822; carl@example.net\n"
 	    "Action: failed\n"
 	    "Diagnostic-Code: smtp; 554 rejected\n"
-	    RETURNED), 3);
+	    "\n"
+	    "Final-Recipient: rfc822; dora@example.net\n"
+	    "Action: failed\n"
+	    "Diagnostic-Code: smtp; 550-5.7.1 [192.0.2.1] Our system has\n"
+	    "    550-5.7.1 detected that this message is likely spam.\n"
+	    RETURNED), 4);
+	assert_string_equal(find("dora@example.net")->status, "5.7.1");
+	assert_int_equal(dsn_counts(find("dora@example.net")->status), 0);
 	assert_string_equal(find("ann@example.net")->status, "5.2.2");
 	assert_int_equal(find("ann@example.net")->kind, DSN_HARD);
 	assert_string_equal(find("bob@example.net")->status, "4.0.0");
