@@ -22,12 +22,17 @@ from mailtest import Sink
 from stack import Stack, wait_for
 
 DOMAIN = "localhost"
+# forward rules of the configuration (main domain): local part, target
+CONFIG_RULES = [("cfg-sales", "sales-team@example.net"),
+                ("cfg-abuse", "abuse-desk@example.net")]
 
 
 @pytest.fixture(scope="module")
 def fwd(test_dns):
     st = Stack(extra_conf={"dns_resolver": test_dns.resolver,
-                           "karl_retry_min": "1", "karl_retry_max": "2"})
+                           "karl_retry_min": "1", "karl_retry_max": "2",
+                           "forward_rules": ", ".join(
+                               f"{l} {t}" for l, t in CONFIG_RULES)})
     try:
         st.start()
     except Exception:
@@ -396,3 +401,19 @@ def test_odd_messages_are_forwarded_intact(fwd, shape):
             "Carol \u00e9 via")
         assert m["Reply-To"].addresses[0].addr_spec == sender
         assert m.get_content().splitlines() == ["body"]
+
+
+def test_config_rule_to_an_address(fwd):
+    """A rule of the configuration's forward_rules works like a row: the
+    copy names the rule's own address."""
+    st, sink = fwd
+    make_group(st, [])
+    local, target = CONFIG_RULES[1]
+    sender = addr("reporter")
+    raw, msgid = message(f"{local}@{DOMAIN}", sender, "spam report")
+    a = action(st, f"{local}@{DOMAIN}", raw, sender)
+    assert a["status"] == "forwarded", a
+    m = message_from_bytes(wait_got(sink, target, msgid)[0][1],
+                           policy=default_policy)
+    assert m["X-Original-To"] == f"{local}@{DOMAIN}"
+    assert m["X-Loop"] == f"{local}@{DOMAIN}"
