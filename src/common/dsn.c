@@ -890,7 +890,7 @@ line_opens(const char *s, size_t n, const char *const *list, size_t nlist)
 	return 0;
 }
 
-#define ADDR_DELIM	" \t<>()[]\"',;:=*|{}\\/`"
+#define ADDR_DELIM	" \t\r\n<>()[]\"',;:=*|{}\\/`"
 #define NOT_RCPT_MAX	16
 
 /* the addresses that are never a failed recipient */
@@ -1118,6 +1118,25 @@ reader_labels(struct reader *r)
 	}
 }
 
+/* failed_header_add - line_addrs callback: an address of the
+ * X-Failed-Recipients header, read in the context of its first mention
+ * in the text (none if the text does not name it). */
+static int
+failed_header_add(const char *addr, void *arg)
+{
+	struct reader *r = arg;
+	const char *p = ci_find(r->text, r->end, addr);
+
+	r->pos = r->end;
+	if (p != NULL) {
+		r->pos = (size_t)(p - r->text);
+		while (r->pos > 0 && r->text[r->pos - 1] != '\n')
+			r->pos--;
+	}
+	reader_add(addr, r);
+	return 0;
+}
+
 /* reader_pass - read every line of the bounce's text; quoted header
  * lines only when quoted is set. */
 static void
@@ -1227,7 +1246,7 @@ text_scan(struct dsn_result *out, GMimeMessage *m, struct strbuf *text,
 	};
 	struct not_rcpt never;
 	struct reader r;
-	const char *from, *at;
+	const char *from, *at, *failed;
 	char domain[256] = "";
 	size_t i;
 
@@ -1249,6 +1268,10 @@ text_scan(struct dsn_result *out, GMimeMessage *m, struct strbuf *text,
 		    "> \t\"),;"));
 		aol_names(&r, domain);
 	}
+	/* Exim and Gmail list the failed addresses in a header */
+	if (out->nrcpt == 0 && (failed = g_mime_object_get_header(
+	    GMIME_OBJECT(m), "X-Failed-Recipients")) != NULL)
+		line_addrs(failed, strlen(failed), failed_header_add, &r);
 	if (out->nrcpt == 0)
 		reader_labels(&r);
 	if (out->nrcpt == 0)

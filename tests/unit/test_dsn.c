@@ -402,6 +402,30 @@ test_exim(void **state)
 }
 
 static void
+test_failed_header(void **state)
+{
+	(void)state;
+	/* the header decides; the text gives the status where it names
+	 * the address */
+	assert_int_equal(parse("From: Mail Delivery System "
+	    "<Mailer-Daemon@mx.example.net>\n"
+	    "Subject: Mail delivery failed: returning message to sender\n"
+	    "X-Failed-Recipients: ann@example.net,\n"
+	    "  Bob@Example.NET\n"
+	    "\n"
+	    "A message that you sent could not be delivered to one or more "
+	    "of its\nrecipients. The following address(es) failed:\n"
+	    "\n"
+	    "  ann@example.net\n"
+	    "    550 5.2.2 mailbox full\n"
+	    "  carl@example.net\n"
+	    "    (alias of a list member; mentioned, not failed)\n"), 2);
+	assert_string_equal(find("ann@example.net")->status, "5.2.2");
+	assert_int_equal(find("Bob@example.net")->kind, DSN_HARD);
+	assert_string_equal(find("Bob@example.net")->status, "");
+}
+
+static void
 test_exim_warning(void **state)
 {
 	(void)state;
@@ -950,6 +974,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_rfc3464_crlf_and_cr),
 		cmocka_unit_test(test_qmail),
 		cmocka_unit_test(test_exim),
+		cmocka_unit_test(test_failed_header),
 		cmocka_unit_test(test_exim_warning),
 		cmocka_unit_test(test_postfix_text),
 		cmocka_unit_test(test_sendmail),
