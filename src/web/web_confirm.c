@@ -234,7 +234,12 @@ web_confirm_post(struct httpd_req *req)
 
 	if (check(req, &c, &st, &rc) != 0)
 		return rc;
-	if (hand_over(req, &st, httpd_req_query(req, "t")) != MS_OK)
+	rc = hand_over(req, &st, httpd_req_query(req, "t"));
+	if (rc == MS_REFUSED || rc == MS_UNKNOWN || rc == MS_FOREIGN)
+		return page(req, 200, "Nothing to confirm", "The group no "
+		    "longer takes this confirmation; nothing changed.", NULL,
+		    NULL);
+	if (rc != MS_OK)
 		return page(req, 503, "Please try again", "The confirmation "
 		    "could not be recorded just now; nothing changed.  Please "
 		    "try again in a few minutes.", NULL, NULL);

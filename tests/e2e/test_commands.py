@@ -482,6 +482,19 @@ def test_machines_get_no_answer(cmd_stack, extra, mail_from, reason):
     assert membership(st, g, who) is None
 
 
+def test_vacation_reply_to_a_request_confirms_nothing(cmd_stack):
+    st, sink = cmd_stack
+    g, _ = make_group(st)
+    who = addr("away")
+    command(st, f"{g}+subscribe@{DOMAIN}", who)
+    caddr = confirm_address(replies(sink, who)[0])
+    a = command(st, caddr, who, subject="Out of office",
+                extra="Auto-Submitted: auto-replied\r\n")
+    assert (a["status"], a["reason"]) == ("ignored", "auto_submitted")
+    assert membership(st, g, who)[0] == "pending_confirmation"
+    assert queued(st, who) == 1
+
+
 def test_auto_submitted_no_is_a_person(cmd_stack):
     st, sink = cmd_stack
     g, _ = make_group(st)

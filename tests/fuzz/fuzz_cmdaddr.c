@@ -11,6 +11,9 @@
  *     and formatting that gives the same bytes.
  * The input as forward rules: a target found is NUL-terminated within
  * the buffer, one word holding '@'.
+ * The input as the TOKEN of group+confirm-TOKEN (confirm.c, under the
+ * empty secret): never accepted unless it is a well-formed token, and
+ * what is accepted signs back into a token that verifies the same.
  * Seeds: tests/fuzz/cmdaddr/.
  */
 #include <stdint.h>
@@ -18,6 +21,7 @@
 #include <string.h>
 
 #include "cmdaddr.h"
+#include "confirm.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -82,6 +86,31 @@ check_forward(const char *rules)
 	}
 }
 
+static void
+check_confirm(const char *s)
+{
+	struct confirm c, again;
+	char *t;
+	int rc;
+
+	rc = confirm_check(s, 1700000000, &c);
+	if (rc == CONFIRM_BAD) {
+		if (c.op != 0 || c.membership_id != 0 || c.expires != 0)
+			abort();
+		return;
+	}
+	if ((c.op != CONFIRM_SUBSCRIBE && c.op != CONFIRM_UNSUBSCRIBE) ||
+	    c.membership_id <= 0 ||
+	    (rc == CONFIRM_EXPIRED) != (c.expires < 1700000000))
+		abort();
+	t = confirm_token(c.op, c.membership_id, c.expires);
+	if (confirm_check(t, 1700000000, &again) != rc ||
+	    memcmp(&c, &again, sizeof(c)) != 0 ||
+	    strlen(t) > CONFIRM_TOKEN_MAX)
+		abort();
+	free(t);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -95,6 +124,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	s[size] = '\0';
 	check_parse(s);
 	check_forward(s);
+	check_confirm(s);
 	if (cmdaddr_forward_check(s, err, sizeof(err)) == -1 &&
 	    memchr(err, '\0', sizeof(err)) == NULL)
 		abort();
