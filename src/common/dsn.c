@@ -1224,8 +1224,22 @@ looks_like_bounce(GMimeMessage *m, const struct strbuf *text)
 		"mail delivery", "delivery subsystem", "mdaemon",
 		"mail administrator", "system administrator",
 	};
+	static const char *const replies[] = {
+		"auto reply", "autoreply", "auto-reply", "automatic reply",
+		"out of office", "out of the office", "vacation",
+		"autoresponse", "auto response",
+	};
 	size_t n = text->len < 4096 ? text->len : 4096;
 
+	/* an auto-reply is no bounce, whatever its wording: its subject
+	 * starts so ("Undeliverable: Vacation plans" is a bounce).  (Not
+	 * "Auto-Submitted: auto-replied": Dovecot's rejects, MailEnable and
+	 * mail.ru send real bounces with it.) */
+	if (g_mime_object_get_header(GMIME_OBJECT(m), "X-Autoreply") !=
+	    NULL || g_mime_object_get_header(GMIME_OBJECT(m),
+	    "X-Autorespond") != NULL || (subj != NULL && line_opens(
+	    skip_ws(subj), strlen(skip_ws(subj)), replies, NELEM(replies))))
+		return 0;
 	if (from != NULL && (line_has(from, strlen(from), senders,
 	    NELEM(senders)) || strstr(from, "<>") != NULL))
 		return 1;

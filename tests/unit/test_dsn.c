@@ -695,6 +695,36 @@ test_text_not_bounce(void **state)
 	    "Subject: Auto reply\n"
 	    "\n"
 	    "I am away; write to bob@example.net: 550 of you did.\n"), 0);
+	/* auto-replies that use bounce wording */
+	assert_int_equal(parse("From: ann@example.net\n"
+	    "Subject: Out of Office: hello\n"
+	    "\n"
+	    "Your message could not be delivered to me until Monday; write "
+	    "to bob@example.net.\n"), 0);
+	assert_int_equal(parse("From: MAILER-DAEMON@example.net\n"
+	    "Subject: Re: hello\n"
+	    "X-Autorespond: challenge\n"
+	    "\n"
+	    "Your message to ann@example.net will not be delivered until "
+	    "you confirm it.\n"), 0);
+	/* an auto-reply's subject starts so; a bounce's may quote one */
+	assert_int_equal(parse("From: MAILER-DAEMON@example.net\n"
+	    "Subject: Undeliverable: Vacation plans\n"
+	    "\n"
+	    "<ann@example.net>: 550 5.1.1 unknown\n"), 1);
+	/* but Auto-Submitted: auto-replied is on real bounces too */
+	assert_int_equal(parse("From: Mail Delivery Subsystem "
+	    "<MAILER-DAEMON@example.net>\n"
+	    "Subject: Automatically rejected mail\n"
+	    "Auto-Submitted: auto-replied (rejected)\n"
+	    "\n"
+	    "Your message to <ann@example.net> was automatically rejected:\n"
+	    "Quota exceeded\n"), 1);
+	assert_int_equal(parse("From: MAILER-DAEMON@example.net\n"
+	    "Subject: Re: hello\n"
+	    "X-Autoreply: yes\n"
+	    "\n"
+	    "<ann@example.net>: 550 not delivered\n"), 0);
 	assert_int_equal(parse("From: ann@example.net\n"
 	    "Subject: Re: meeting\n"
 	    "Content-Type: multipart/mixed; boundary=XX\n"
