@@ -1031,14 +1031,18 @@ karl_smtp_start(struct karl_smtp *s, const struct karl_smtp_msg *m)
 
 	if (strlen(m->host) >= sizeof(c->host))
 		return -1;
+	/* an idle session to the host, or one being RSET (it begins the
+	 * transaction at the RSET's reply) */
 	for (c = s->conns; c != NULL; c = c->next) {
-		if (c->fd == -1 || c->x != NULL || c->st != C_READY)
+		if (c->fd == -1 || c->x != NULL || (c->st != C_READY &&
+		    c->st != C_RSET))
 			continue;
 		if (c->port == m->port && strcasecmp(c->host, m->host) == 0) {
 			idle = c;
 			break;
 		}
-		if (lru == NULL || c->deadline < lru->deadline)
+		if (c->st == C_READY && (lru == NULL ||
+		    c->deadline < lru->deadline))
 			lru = c;
 	}
 	x = xcalloc(1, sizeof(*x));
@@ -1046,7 +1050,8 @@ karl_smtp_start(struct karl_smtp *s, const struct karl_smtp_msg *m)
 	s->active++;
 	if (idle != NULL) {
 		idle->x = x;
-		begin(idle);
+		if (idle->st == C_READY)
+			begin(idle);
 		return 0;
 	}
 	if (s->nconns >= s->max_conns && lru != NULL) {
