@@ -16,7 +16,6 @@ import hashlib
 import hmac
 import smtplib
 import time
-import urllib.parse
 import uuid
 from email import message_from_bytes
 from email.policy import default as default_policy
