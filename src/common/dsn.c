@@ -261,11 +261,19 @@ addr_clean(const char *src, size_t n, char dst[DSN_ADDR_MAX + 1])
 	if ((p = strchr(s, ';')) != NULL && memchr(s, '@', (size_t)(p - s))
 	    == NULL)
 		s = p + 1;
+	/* "Ann <ann@example.net>": the part in angle brackets */
+	if ((p = strchr(s, '<')) != NULL && strchr(p, '>') != NULL &&
+	    memchr(p, '@', (size_t)(strchr(p, '>') - p)) != NULL) {
+		s = p + 1;
+		*strchr(s, '>') = '\0';
+	}
 	while (*s == ' ' || *s == '\t' || *s == '<' || *s == '"' ||
 	    *s == '\'' || *s == '(' || *s == '[')
 		s++;
 	if (strncasecmp(s, "mailto:", 7) == 0)
 		s += 7;
+	/* "ann@example.net (Ann)": the address ends at a blank */
+	s[strcspn(s, " \t")] = '\0';
 	e = s + strlen(s);
 	while (e > s && strchr(" \t>\"'.,;:)]", e[-1]) != NULL)
 		e--;
@@ -277,7 +285,8 @@ addr_clean(const char *src, size_t n, char dst[DSN_ADDR_MAX + 1])
 	if (*s == '.' || at[-1] == '.')
 		return -1;
 	for (p = s; p < at; p++)
-		if ((p[0] == '.' && p[1] == '.') || (unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f ||
+		if ((p[0] == '.' && p[1] == '.') || (unsigned char)*p <= ' ' ||
+		    (unsigned char)*p >= 0x7f ||
 		    strchr("<>()[],;:\\\"@", *p) != NULL)
 			return -1;
 	if (at[1] == '.' || e[-1] == '-' || strchr(at + 1, '.') == NULL)
@@ -311,6 +320,9 @@ rcpt_add(struct dsn_result *out, const char *addr, enum dsn_kind kind,
 			r->kind = DSN_HARD;
 			put_clean(r->status, sizeof(r->status), status,
 			    strlen(status));
+			if (strcmp(r->action, "delayed") == 0)
+				snprintf(r->action, sizeof(r->action),
+				    "failed");
 		}
 		return NULL;
 	}

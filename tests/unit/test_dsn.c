@@ -213,6 +213,29 @@ test_rfc3464_original_only(void **state)
 	    "Status: 5.2.2\n"
 	    RETURNED), 1);
 	find("ann@example.net");
+	/* comments and display names around the address */
+	assert_int_equal(parse(REPORT_HEAD
+	    "Content-Type: message/delivery-status\n"
+	    "\n"
+	    "Final-Recipient: rfc822; ann@example.net (Ann Example)\n"
+	    "Action: failed\n"
+	    "\n"
+	    "Final-Recipient: rfc822; Bob Example <bob@example.net>\n"
+	    "Action: failed\n"
+	    "\n"
+	    "Final-Recipient: rfc822; carl@example.net\n"
+	    "Action: delayed\n"
+	    "\n"
+	    "Final-Recipient: rfc822; carl@example.net\n"
+	    "Action: failed\n"
+	    "Status: 5.2.1\n"
+	    RETURNED), 3);
+	find("ann@example.net");
+	find("bob@example.net");
+	/* a later hard failure of the same address wins */
+	assert_int_equal(find("carl@example.net")->kind, DSN_HARD);
+	assert_string_equal(find("carl@example.net")->status, "5.2.1");
+	assert_string_equal(find("carl@example.net")->action, "failed");
 	/* only an Original-Recipient */
 	assert_int_equal(parse(REPORT_HEAD
 	    "Content-Type: message/delivery-status\n"
