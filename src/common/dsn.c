@@ -462,7 +462,9 @@ report_parse(struct dsn_result *out, const char *s, size_t n)
 		while (eol < n && s[eol] != '\n')
 			eol++;
 		len = eol - i;
-		if (len > 0 && s[i + len - 1] == '\r')
+		/* trailing blanks dropped: a line of blanks separates groups */
+		while (len > 0 && (s[i + len - 1] == '\r' || s[i + len - 1] ==
+		    ' ' || s[i + len - 1] == '\t'))
 			len--;
 		if (i < n && len > 0 && (s[i] == ' ' || s[i] == '\t') &&
 		    flen > 0) {
@@ -486,7 +488,7 @@ report_parse(struct dsn_result *out, const char *s, size_t n)
 			field[0] = '\0';
 			if (i >= n)
 				break;
-			if (len == 0 || (len == 1 && s[i] == ' '))
+			if (len == 0)
 				groups += group_flush(out, g);
 			else if (len < DSN_FIELD_MAX) {
 				memcpy(field, s + i, len);

@@ -236,6 +236,18 @@ test_rfc3464_original_only(void **state)
 	assert_int_equal(find("carl@example.net")->kind, DSN_HARD);
 	assert_string_equal(find("carl@example.net")->status, "5.2.1");
 	assert_string_equal(find("carl@example.net")->action, "failed");
+	/* a line of blanks separates groups too */
+	assert_int_equal(parse(REPORT_HEAD
+	    "Content-Type: message/delivery-status\n"
+	    "\n"
+	    "Final-Recipient: rfc822; ann@example.net\n"
+	    "Action: failed\n"
+	    " \t \n"
+	    "Original-Recipient: rfc822; bob@example.net\n"
+	    "Action: delayed\n"
+	    RETURNED), 2);
+	assert_int_equal(find("ann@example.net")->kind, DSN_HARD);
+	assert_int_equal(find("bob@example.net")->kind, DSN_SOFT);
 	/* only an Original-Recipient */
 	assert_int_equal(parse(REPORT_HEAD
 	    "Content-Type: message/delivery-status\n"
