@@ -685,15 +685,20 @@ walk_leaf(struct walk *w, GMimePart *part, int inner)
 	    NULL;
 	struct strbuf *sb;
 	char *dst;
+	/* a report inside an attached message is believed only when the
+	 * bounce has no text of its own before it (a report forwarded as
+	 * an attachment); otherwise it is part of the returned message */
+	int report_ok = !w->report_done && (inner == 0 || w->text->len == 0);
 
 	if (type == NULL || sub == NULL)
 		type = "text", sub = "plain";
 	if (strcasecmp(sub, "delivery-status") == 0 ||
 	    strcasecmp(sub, "global-delivery-status") == 0) {
+		if (!report_ok)
+			return;
 		sb = part_bytes(part);
 		w->report_seen = 1;
-		if (!w->report_done && report_parse(w->out, sb->buf, sb->len)
-		    > 0)
+		if (report_parse(w->out, sb->buf, sb->len) > 0)
 			w->report_done = 1;
 		strbuf_free(sb);
 		return;
@@ -714,7 +719,7 @@ walk_leaf(struct walk *w, GMimePart *part, int inner)
 	    w->text->len > 0)
 		return;
 	sb = part_bytes(part);
-	if (!w->report_done && looks_like_report(sb->buf, sb->len)) {
+	if (report_ok && looks_like_report(sb->buf, sb->len)) {
 		w->report_seen = 1;
 		if (report_parse(w->out, sb->buf, sb->len) > 0)
 			w->report_done = 1;

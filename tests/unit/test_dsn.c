@@ -523,6 +523,76 @@ test_postfix_text(void **state)
 }
 
 static void
+test_report_in_returned(void **state)
+{
+	(void)state;
+	/* the returned post carries a report of its own: not ours */
+	assert_int_equal(parse("From: MAILER-DAEMON@mx.example.net\n"
+	    "Subject: Undelivered Mail Returned to Sender\n"
+	    "Content-Type: multipart/mixed; boundary=\"PP\"\n"
+	    "\n"
+	    "--PP\n"
+	    "Content-Type: text/plain\n"
+	    "\n"
+	    "<ann@example.net>: host mx said: 550 5.1.1 unknown\n"
+	    "--PP\n"
+	    "Content-Type: message/rfc822\n"
+	    "\n"
+	    "From: carl@example.org\n"
+	    "Subject: look at this bounce\n"
+	    "Content-Type: multipart/mixed; boundary=\"QQ\"\n"
+	    "\n"
+	    "--QQ\n"
+	    "Content-Type: text/plain\n"
+	    "\n"
+	    "Final-Recipient: rfc822; zed@example.com\n"
+	    "Action: failed\n"
+	    "--QQ\n"
+	    "Content-Type: message/delivery-status\n"
+	    "\n"
+	    "Final-Recipient: rfc822; zoe@example.com\n"
+	    "Action: failed\n"
+	    "--QQ--\n"
+	    "--PP--\n"), 1);
+	find("ann@example.net");
+	assert_false(res.is_dsn);
+	/* a report forwarded as an attachment, nothing else: read */
+	assert_int_equal(parse("From: postmaster@example.net\n"
+	    "Subject: Delivery Status Notification (Failure)\n"
+	    "Content-Type: multipart/mixed; boundary=\"PP\"\n"
+	    "\n"
+	    "--PP\n"
+	    "Content-Type: message/rfc822\n"
+	    "\n"
+	    "From: postmaster@example.net\n"
+	    "Message-ID: <the.bounce@example.net>\n"
+	    "Content-Type: multipart/report; boundary=\"QQ\"\n"
+	    "\n"
+	    "--QQ\n"
+	    "Content-Type: text/plain\n"
+	    "\n"
+	    "Delivery to the following recipients failed.\n"
+	    "--QQ\n"
+	    "Content-Type: message/delivery-status\n"
+	    "\n"
+	    "Final-Recipient: rfc822; ann@example.net\n"
+	    "Action: failed\n"
+	    "Status: 5.1.1\n"
+	    "--QQ\n"
+	    "Content-Type: message/rfc822\n"
+	    "\n"
+	    "From: carl@example.org\n"
+	    "Message-ID: <the.post@example.org>\n"
+	    "\n"
+	    "hi\n"
+	    "--QQ--\n"
+	    "--PP--\n"), 1);
+	find("ann@example.net");
+	assert_true(res.is_dsn);
+	assert_string_equal(res.original_message_id, "the.post@example.org");
+}
+
+static void
 test_sendmail(void **state)
 {
 	(void)state;
@@ -1042,6 +1112,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_failed_header),
 		cmocka_unit_test(test_exim_warning),
 		cmocka_unit_test(test_postfix_text),
+		cmocka_unit_test(test_report_in_returned),
 		cmocka_unit_test(test_sendmail),
 		cmocka_unit_test(test_exchange),
 		cmocka_unit_test(test_yahoo),
