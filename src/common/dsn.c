@@ -1009,9 +1009,25 @@ line_at(const char *text, size_t size, size_t off, struct line *l)
 	return eol ? (size_t)(eol - text) + 1 : size;
 }
 
+/* names_other - the line opens with an address other than addr (the
+ * next recipient of a list). */
+static int
+names_other(const struct line *l, const char *addr)
+{
+	char first[DSN_ADDR_MAX + 1];
+	size_t i = 0, j;
+
+	while (i < l->n && strchr(" \t<>", l->s[i]) != NULL)
+		i++;
+	for (j = i; j < l->n && strchr(ADDR_DELIM, l->s[j]) == NULL; j++)
+		;
+	return j > i && addr_clean(l->s + i, j - i, first) == 0 &&
+	    strcasecmp(first, addr) != 0;
+}
+
 /* rcpt_context - the status and diagnostic for an address found at
  * line r->pos: that line's rest and the next few, to a blank line or a
- * line that names someone else. */
+ * line that opens with someone else. */
 static void
 rcpt_context(struct reader *r, const char *addr, char code[16],
     char *diag, size_t dsize)
@@ -1024,8 +1040,7 @@ rcpt_context(struct reader *r, const char *addr, char code[16],
 	code[0] = '\0';
 	while (off < r->end && lines < 6) {
 		off = line_at(r->text, r->end, off, &l);
-		if (lines > 0 && (l.n == 0 || (*skip_ws(l.s) == '<' &&
-		    ci_find(l.s, l.n, addr) == NULL)))
+		if (lines > 0 && (l.n == 0 || names_other(&l, addr)))
 			break;
 		p = l.s;
 		if (lines == 0 && (p = ci_find(l.s, l.n, addr)) != NULL)

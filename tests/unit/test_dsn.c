@@ -426,14 +426,21 @@ test_exim(void **state)
 	    "    550 5.1.1 unknown user\n"
 	    "  bob@example.net\n"
 	    "    (generated from robert@example.net)\n"
+	    "  dora@example.net\n"
+	    "  eve@example.net\n"
+	    "    452 4.2.2 over quota\n"
 	    "\n"
 	    "------ This is a copy of the message, including all the headers."
 	    " ------\n"
 	    "Return-path: <list-bounces@example.org>\n"
-	    "From: carl@example.org\n"), 3);
+	    "From: carl@example.org\n"), 5);
 	assert_string_equal(find("ann@example.net")->status, "5.1.1");
 	find("bob@example.net");
 	find("robert@example.net");
+	/* the next recipient's code is not dora's */
+	assert_string_equal(find("dora@example.net")->status, "");
+	assert_int_equal(find("dora@example.net")->kind, DSN_HARD);
+	assert_int_equal(find("eve@example.net")->kind, DSN_SOFT);
 }
 
 static void
