@@ -36,6 +36,7 @@
 /* Why a reply was not sent (messageserver_command_reply). */
 #define MS_NOREPLY_LIMIT	1	/* the hourly limit of the address */
 #define MS_NOREPLY_OURS		2	/* an address of ours */
+#define MS_NOREPLY_BAD		3	/* longer than any address */
 
 /* Shared with messageserver_commands_member.c (these belong in
  * messageserver.h, which is not this module's file). */
@@ -81,7 +82,7 @@ queue(struct db *d, const struct ms_group *g, const char *raw, size_t len,
 
 /* messageserver_command_reply - answer a command: text to the address to
  * (from group+owner, In-Reply-To the command, Reply-To reply_to if not
- * NULL); 0 queued, MS_NOREPLY_LIMIT or MS_NOREPLY_OURS when not sent,
+ * NULL); 0 queued, MS_NOREPLY_* when not sent,
  * -1 on a database error. */
 int
 messageserver_command_reply(struct db *d, const struct ms_group *g,
@@ -92,43 +93,39 @@ messageserver_command_reply(struct db *d, const struct ms_group *g,
 	const char *rcpt[1] = { to };
 	struct ms_compose c;
 	struct strbuf *body;
-	char *from, *raw, *lc;
-	size_t len, i;
+	char *from, *raw;
+	size_t len;
 	int rc;
 
 	if ((rc = ours(d, g, to)) != 0)
 		return rc == 1 ? MS_NOREPLY_OURS : -1;
-	lc = xstrdup(to);
-	for (i = 0; lc[i] != '\0'; i++)
-		if (lc[i] >= 'A' && lc[i] <= 'Z')
-			lc[i] = (char)(lc[i] - 'A' + 'a');
-	/* one address at a time, so concurrent commands count right */
+	if (strlen(to) > MS_ADDR_MAX)
+		return MS_NOREPLY_BAD;
+	/* one address at a time, so concurrent commands count right;
+	 * lower() in SQL, as the column's check has it */
 	if (db_query_value(d, "SELECT 1 FROM pg_advisory_xact_lock("
-	    "hashtext('command_replies ' || $1))", DB_PARAMS(lc), NULL,
-	    0) == -1 ||
+	    "hashtext('command_replies ' || lower($1)))", DB_PARAMS(to),
+	    NULL, 0) == -1 ||
 	    (rc = db_query_value(d, "SELECT 1 FROM command_replies WHERE "
-	    "email = $1 AND sent_at > now() - interval '1 hour' "
-	    "OFFSET " CMD_REPLIES_PER_HOUR " - 1", DB_PARAMS(lc), NULL,
-	    0)) == -1) {
-		free(lc);
+	    "email = lower($1) AND sent_at > now() - interval '1 hour' "
+	    "OFFSET " CMD_REPLIES_PER_HOUR " - 1", DB_PARAMS(to), NULL,
+	    0)) == -1)
 		return -1;
-	}
 	if (rc == 1) {
 		log_info("%s messageserver: %s had " CMD_REPLIES_PER_HOUR
 		    " command replies this hour; no reply to %s", s->cid, to,
 		    cmd);
-		free(lc);
 		return MS_NOREPLY_LIMIT;
 	}
+	/* pruning skips rows another command is pruning: no deadlock */
 	if (db_exec(d, "INSERT INTO command_replies (email, group_id, "
-	    "command) VALUES ($1, $2, $3)", DB_PARAMS(lc, g->id, cmd)) == -1 ||
+	    "command) VALUES (lower($1), $2, $3)",
+	    DB_PARAMS(to, g->id, cmd)) == -1 ||
 	    db_exec(d, "DELETE FROM command_replies WHERE id IN (SELECT id "
 	    "FROM command_replies WHERE sent_at < now() - interval '1 day' "
-	    "LIMIT " CMD_REPLIES_PRUNE ")", DB_NOPARAMS) == -1) {
-		free(lc);
+	    "LIMIT " CMD_REPLIES_PRUNE " FOR UPDATE SKIP LOCKED)",
+	    DB_NOPARAMS) == -1)
 		return -1;
-	}
-	free(lc);
 
 	body = strbuf_new(2048);
 	strbuf_puts(body, text);
@@ -167,6 +164,8 @@ messageserver_command_noreply(int rc)
 		return " (no reply: limit)";
 	case MS_NOREPLY_OURS:
 		return " (no reply: our address)";
+	case MS_NOREPLY_BAD:
+		return " (no reply: bad address)";
 	default:
 		return "";
 	}

@@ -281,8 +281,11 @@ subscribe(struct db *d, const struct ms_group *g,
 		return say(d, g, s, email, "subscribe", "waiting for approval",
 		    "Your request to join waits for the group's "
 		    "moderators.\n", NULL, a, "done", "pending_approval");
+	/* the WHERE mirrors accounts_email_check, whose [:space:] is wider
+	 * than email_ok's: an address it refuses is not made */
 	if (rc == 0 && db_exec(d, "INSERT INTO accounts (email, "
-	    "display_name, status) VALUES ($1, left($2, 200), 'pending') "
+	    "display_name, status) SELECT $1, left($2, 200), 'pending' "
+	    "WHERE $1 ~ '^[^@[:space:]]+@[^@[:space:]]+$' "
 	    "ON CONFLICT ((lower(email))) DO NOTHING",
 	    DB_PARAMS(email, s->p->from_name)) == -1)
 		return -1;
