@@ -875,7 +875,8 @@ static const char *const text_warning[] = {
  * them, loose mentions of other addresses are not believed */
 static const char *const text_label[] = {
 	"was addressed,", "intended recipient:", "failed recipient:",
-	"undeliverable address:", "error-for:", "invalid final delivery userid:",
+	"undeliverable address:", "error-for:",
+	"invalid final delivery userid:",
 	"unknown user:", "failed address:", "recipient address:",
 };
 
@@ -885,7 +886,7 @@ line_has(const char *s, size_t n, const char *const *list, size_t nlist)
 {
 	size_t i;
 
-	if (n < 3)		/* no phrase is shorter: blank lines are cheap */
+	if (n < 3)	/* no phrase is shorter: blank lines are cheap */
 		return 0;
 	for (i = 0; i < nlist; i++)
 		if (ci_find(s, n, list[i]) != NULL)

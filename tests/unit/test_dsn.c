@@ -929,7 +929,8 @@ test_oversize(void **state)
 	strbuf_puts(sb, "\n\n");
 	for (i = 0; i < 100; i++)
 		strbuf_appendf(sb, "Final-Recipient: rfc822; u%zu@example.net\n"
-		    "Action: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 550 %s"
+		    "Action: failed\nStatus: 5.1.1\n"
+		    "Diagnostic-Code: smtp; 550 %s"
 		    "\n\n", i, "long long long long long long long long long "
 		    "long long long long long long long long long long long "
 		    "long long long long long long long long long long long "
@@ -988,7 +989,8 @@ parse_loop(void *arg)
 	for (i = 0; i < 300; i++) {
 		if (dsn_parse(thread_msg, sizeof(thread_msg) - 1, r) != 2 ||
 		    strcmp(r->rcpt[1].addr, "bob@example.net") != 0 ||
-		    strcmp(r->original_message_id, "post.1234@example.org") != 0)
+		    strcmp(r->original_message_id,
+		    "post.1234@example.org") != 0)
 			(*bad)++;
 		if (dsn_parse(thread_text, sizeof(thread_text) - 1, r) != 1 ||
 		    strcmp(r->rcpt[0].status, "5.1.1") != 0)
