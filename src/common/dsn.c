@@ -303,8 +303,10 @@ addr_clean(const char *src, size_t n, char dst[DSN_ADDR_MAX + 1])
 	return 0;
 }
 
-/* rcpt_add - record a failed recipient (once per address: a second
- * mention only makes a soft failure hard).  Returns the entry or NULL. */
+/* rcpt_add - record a failed recipient, once per address: a second
+ * mention replaces the first when it makes a soft failure hard or gives
+ * a status where there was none.  Returns the entry to fill in (new or
+ * replaced), NULL if nothing changed. */
 static struct dsn_rcpt *
 rcpt_add(struct dsn_result *out, const char *addr, enum dsn_kind kind,
     const char *status)
@@ -316,15 +318,13 @@ rcpt_add(struct dsn_result *out, const char *addr, enum dsn_kind kind,
 		r = &out->rcpt[i];
 		if (strcasecmp(r->addr, addr) != 0)
 			continue;
-		if (kind == DSN_HARD && r->kind == DSN_SOFT) {
-			r->kind = DSN_HARD;
-			put_clean(r->status, sizeof(r->status), status,
-			    strlen(status));
-			if (strcmp(r->action, "delayed") == 0)
-				snprintf(r->action, sizeof(r->action),
-				    "failed");
-		}
-		return NULL;
+		if (!(kind == DSN_HARD && r->kind == DSN_SOFT) &&
+		    !(r->status[0] == '\0' && status[0] != '\0'))
+			return NULL;
+		r->kind = kind;
+		put_clean(r->status, sizeof(r->status), status,
+		    strlen(status));
+		return r;
 	}
 	if (out->nrcpt >= DSN_RCPT_MAX)
 		return NULL;
@@ -848,7 +848,8 @@ static const char *const text_failed[] = {
 	"failed address", "failed recipient", "invalid final delivery",
 	"undeliverable address", "delivery status notification",
 	"not listed in", "cannot be delivered", "can not be delivered",
-	"pas pu etre delivre", "non remis",
+	"pas pu etre delivre", "non remis", "couldn't be delivered",
+	"delivery has failed", "wasn't delivered", "failed to deliver",
 };
 
 /* the same in a subject */
@@ -869,6 +870,7 @@ static const char *const text_warning[] = {
 	"will be retried", "warning message only", "just a warning",
 	"has been postponed", "advisory-only", "attempts will continue",
 	"still trying", "will keep trying", "no action is required",
+	"delivery is delayed", "will retry", "do not need to resend",
 };
 
 /* labels that name the failed address outright; when a bounce has

@@ -489,6 +489,76 @@ test_exim_warning(void **state)
 }
 
 static void
+test_sendmail_warning(void **state)
+{
+	(void)state;
+	assert_int_equal(parse("From: Mail Delivery Subsystem "
+	    "<MAILER-DAEMON@mx.example.net>\n"
+	    "Subject: Warning: could not send message for past 4 hours\n"
+	    "\n"
+	    "    **********************************************\n"
+	    "    **      THIS IS A WARNING MESSAGE ONLY      **\n"
+	    "    **  YOU DO NOT NEED TO RESEND YOUR MESSAGE  **\n"
+	    "    **********************************************\n"
+	    "\n"
+	    "The original message was received at Mon, 1 Jan 2024\n"
+	    "\n"
+	    "   ----- Transcript of session follows -----\n"
+	    "<ann@example.net>... Deferred: Connection timed out\n"), 0);
+	/* the address is in the transcript only: nothing before it names
+	 * anyone, so nothing is reported; with the address named: soft */
+	assert_int_equal(parse("From: Mail Delivery Subsystem "
+	    "<MAILER-DAEMON@mx.example.net>\n"
+	    "Subject: Warning: could not send message for past 4 hours\n"
+	    "\n"
+	    "    **      THIS IS A WARNING MESSAGE ONLY      **\n"
+	    "\n"
+	    "   ----- The following addresses had transient non-fatal "
+	    "errors -----\n"
+	    "<ann@example.net>\n"
+	    "\n"
+	    "   ----- Transcript of session follows -----\n"), 1);
+	assert_int_equal(find("ann@example.net")->kind, DSN_SOFT);
+}
+
+static void
+test_exchange_text(void **state)
+{
+	(void)state;
+	/* Exchange 2007 and later, when the report part is lost */
+	assert_int_equal(parse("From: postmaster@example.net\n"
+	    "Subject: Undeliverable: hello\n"
+	    "\n"
+	    "Delivery has failed to these recipients or groups:\n"
+	    "\n"
+	    "Ann Example (ann@example.net)\n"
+	    "The e-mail address you entered couldn't be found.\n"
+	    "\n"
+	    "Diagnostic information for administrators:\n"
+	    "Generating server: mx.example.net\n"
+	    "ann@example.net\n"
+	    "#550 5.1.10 RESOLVER.ADR.RecipientNotFound; not found ##\n"
+	    "\n"
+	    "Original message headers:\n"
+	    "Received: from relay.example.org\n"), 1);
+	/* the second mention gives the status */
+	assert_int_equal(find("ann@example.net")->kind, DSN_HARD);
+	assert_string_equal(find("ann@example.net")->status, "5.1.10");
+	assert_string_equal(find("ann@example.net")->diagnostic,
+	    "#550 5.1.10 RESOLVER.ADR.RecipientNotFound; not found ##");
+	assert_int_equal(parse("From: postmaster@example.net\n"
+	    "Subject: Delivery delayed: hello\n"
+	    "\n"
+	    "Delivery is delayed to these recipients or groups:\n"
+	    "\n"
+	    "bob@example.net\n"
+	    "\n"
+	    "This message hasn't been delivered yet. Delivery will continue "
+	    "to be attempted.\n"), 1);
+	assert_int_equal(find("bob@example.net")->kind, DSN_SOFT);
+}
+
+static void
 test_postfix_text(void **state)
 {
 	(void)state;
@@ -1120,6 +1190,8 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_exim),
 		cmocka_unit_test(test_failed_header),
 		cmocka_unit_test(test_exim_warning),
+		cmocka_unit_test(test_sendmail_warning),
+		cmocka_unit_test(test_exchange_text),
 		cmocka_unit_test(test_postfix_text),
 		cmocka_unit_test(test_report_in_returned),
 		cmocka_unit_test(test_sendmail),
