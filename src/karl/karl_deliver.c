@@ -52,6 +52,8 @@
 #define REPORT_RETRY	60	/* seconds until a failed report is retried */
 #define IDLE_WAIT	60	/* seconds the scheduler sleeps at most */
 #define DIAG_LEN	1000
+#define RECORD_BATCH	64	/* fewer outcomes: wait RECORD_WAIT_NS */
+#define RECORD_WAIT_NS	2000000
 #define MX_TRY		3	/* MX hosts tried in one attempt */
 
 struct jobref {
@@ -102,6 +104,7 @@ struct work {
 static struct {
 	pthread_mutex_t		 lock;
 	pthread_cond_t		 sched_cv, prep_cv, xport_cv, record_cv;
+	int			 xport_idle;	/* the transport waits in poll */
 	int			 stop, kicked, completed, xport_done;
 	time_t			 wake_at;	/* earliest retry of one out */
 	struct queue		 prep, ready, record;
@@ -755,6 +758,7 @@ static void *
 worker_main(void *arg)
 {
 	struct work *w;
+	int wake;
 
 	(void)arg;
 	for (;;) {
@@ -774,8 +778,11 @@ worker_main(void *arg)
 		pthread_mutex_lock(&dl.lock);
 		q_push(&dl.ready, w);
 		pthread_cond_signal(&dl.xport_cv);
+		/* a busy transport finds it on its next round anyway */
+		wake = dl.xport_idle;
+		dl.xport_idle = 0;
 		pthread_mutex_unlock(&dl.lock);
-		if (dl.smtp != NULL)
+		if (wake && dl.smtp != NULL)
 			karl_smtp_wakeup(dl.smtp);
 	}
 }
@@ -994,6 +1001,7 @@ xport_main(void *arg)
 	struct queue wait;
 	struct timespec ts;
 	struct work *w;
+	int idle;
 
 	(void)arg;
 	while (!dl.stop) {
@@ -1015,9 +1023,15 @@ xport_main(void *arg)
 		if (!dl.maildir) {
 			pthread_mutex_lock(&dl.lock);
 			metric_set(dl.m_flying, dl.flying);
+			/* idle: a worker with a copy ready must wake us */
+			dl.xport_idle = xp_done.n == 0 && !xp_again &&
+			    dl.ready.head == NULL;
+			idle = dl.xport_idle;
 			pthread_mutex_unlock(&dl.lock);
-			karl_smtp_poll(dl.smtp, xp_done.n > 0 || xp_again ?
-			    0 : 1000);
+			karl_smtp_poll(dl.smtp, idle ? 1000 : 0);
+			pthread_mutex_lock(&dl.lock);
+			dl.xport_idle = 0;
+			pthread_mutex_unlock(&dl.lock);
 			xp_again = 0;
 		}
 		if (xp_done.n > 0) {
@@ -1054,6 +1068,16 @@ recorder_main(void *arg)
 		while ((w = q_pop(&dl.record)) != NULL)
 			q_push(&q, w);
 		pthread_mutex_unlock(&dl.lock);
+		/* a few outcomes: let more come, so each write (and each
+		 * job record it rewrites) carries many */
+		if (q.n < RECORD_BATCH && !dl.xport_done) {
+			nanosleep(&(struct timespec){ 0, RECORD_WAIT_NS },
+			    NULL);
+			pthread_mutex_lock(&dl.lock);
+			while ((w = q_pop(&dl.record)) != NULL)
+				q_push(&q, w);
+			pthread_mutex_unlock(&dl.lock);
+		}
 		flush(&q);
 	}
 }
