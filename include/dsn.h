@@ -38,7 +38,11 @@ struct dsn_rcpt {
 };
 
 struct dsn_result {
-	int		is_dsn;		/* RFC 3464 report seen */
+	int		is_dsn;		/* RFC 3464 report seen and used
+					 * (it named a usable address);
+					 * with nrcpt 0: it reported only
+					 * successes (delivered, relayed,
+					 * expanded) */
 	char		reporting_mta[256];
 	char		original_message_id[256];	/* without <>; "" */
 	size_t		nrcpt;

@@ -41,7 +41,7 @@ struct walk {
 	struct strbuf *text;	/* readable text of the bounce itself */
 	char	 author[DSN_FIELD_MAX];	/* From of the returned message */
 	int	 nparts;
-	int	 report_done;	/* a delivery-status part gave recipients */
+	int	 report_done;	/* a report named usable addresses */
 	int	 report_seen;	/* a delivery-status part was there at all */
 	char	 id_before[256];	/* returned message's id, seen first */
 	char	 id_after[256];		/* ... seen after the report */
@@ -356,21 +356,19 @@ type_strip(const char *v)
 }
 
 /* group_flush - turn a recipient group into a result entry; returns 1 if
- * the group named a recipient at all. */
+ * the group named a usable address (failed or not), 0 if not. */
 static int
 group_flush(struct dsn_result *out, struct group *g)
 {
 	char addr[DSN_ADDR_MAX + 1], code[16], action[16];
 	struct dsn_rcpt *r;
 	enum dsn_kind kind;
-	int named;
+	int used = 0;
 
-	named = g->orig[0] != '\0' || g->final[0] != '\0';
-	if (!named)
-		goto done;
 	if (addr_clean(g->orig, strlen(g->orig), addr) < 0 &&
 	    addr_clean(g->final, strlen(g->final), addr) < 0)
 		goto done;
+	used = 1;
 	/* the first word of Action, lower case; synonyms MTAs use */
 	put_clean(action, sizeof(action), g->action, strcspn(g->action,
 	    " \t(;"));
@@ -398,11 +396,12 @@ group_flush(struct dsn_result *out, struct group *g)
 	}
 done:
 	memset(g, 0, sizeof(*g));
-	return named;
+	return used;
 }
 
-/* field_set - store one unfolded field of a report. */
-static void
+/* field_set - store one unfolded field of a report; returns what
+ * group_flush returned if the field started a new group, else 0. */
+static int
 field_set(struct dsn_result *out, struct group *g, const char *name,
     size_t nlen, const char *val)
 {
@@ -419,16 +418,17 @@ field_set(struct dsn_result *out, struct group *g, const char *name,
 	};
 	char *dst;
 	size_t i;
+	int used = 0;
 
 	if (nlen == 13 && strncasecmp(name, "reporting-mta", 13) == 0) {
 		put_clean(out->reporting_mta, sizeof(out->reporting_mta),
 		    type_strip(val), strlen(type_strip(val)));
-		return;
+		return 0;
 	}
 	if (nlen == 20 && strncasecmp(name, "original-envelope-id", 20) == 0) {
 		put_clean(out->envelope_id, sizeof(out->envelope_id), val,
 		    strlen(val));
-		return;
+		return 0;
 	}
 	for (i = 0; i < NELEM(map); i++) {
 		if (strlen(map[i].name) != nlen ||
@@ -438,15 +438,17 @@ field_set(struct dsn_result *out, struct group *g, const char *name,
 		/* a repeated recipient field starts the next group (some
 		 * MTAs leave out the blank line between groups) */
 		if (i < 2 && dst[0] != '\0')
-			group_flush(out, g);
+			used = group_flush(out, g);
 		if (dst[0] == '\0')
 			put_clean(dst, DSN_FIELD_MAX, val, strlen(val));
-		return;
+		return used;
 	}
+	return 0;
 }
 
 /* report_parse - read the fields of a delivery-status body (n bytes, LF
- * lines); returns the number of recipient groups that named someone. */
+ * lines); returns the number of recipient groups with a usable address
+ * (0: the report says nothing we can use, so the text is read). */
 static int
 report_parse(struct dsn_result *out, const char *s, size_t n)
 {
@@ -481,7 +483,7 @@ report_parse(struct dsn_result *out, const char *s, size_t n)
 				nlen = (size_t)(colon - field);
 				while (nlen > 0 && field[nlen - 1] == ' ')
 					nlen--;
-				field_set(out, g, field, nlen,
+				groups += field_set(out, g, field, nlen,
 				    skip_ws(colon + 1));
 			}
 			flen = 0;
@@ -1381,7 +1383,7 @@ dsn_parse(const char *msg, size_t len, struct dsn_result *out)
 	w.text = strbuf_new(4096);
 	if (m != NULL) {
 		walk_object(&w, g_mime_message_get_mime_part(m), 0, 0);
-		out->is_dsn = w.report_seen;
+		out->is_dsn = w.report_done;
 		if (!w.report_done) {
 			struct not_rcpt author;
 

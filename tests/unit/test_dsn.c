@@ -285,7 +285,8 @@ test_rfc3464_missing_fields(void **state)
 	assert_string_equal(find("ann@example.net")->status, "5.0.0");
 	assert_string_equal(find("ann@example.net")->action, "failed");
 	assert_int_equal(find("bob@example.net")->kind, DSN_HARD);
-	/* a report naming nobody usable: nothing */
+	/* a report naming nobody usable is not used: not a "report of
+	 * successes" either */
 	assert_int_equal(parse(REPORT_HEAD
 	    "Content-Type: message/delivery-status\n"
 	    "\n"
@@ -294,6 +295,25 @@ test_rfc3464_missing_fields(void **state)
 	    "Final-Recipient: rfc822; not an address\n"
 	    "Action: failed\n"
 	    "--BB--\n"), 0);
+	assert_false(res.is_dsn);
+	/* ... and the text is read instead */
+	assert_int_equal(parse("From: MAILER-DAEMON@mx.example.net\n"
+	    "Subject: Undelivered Mail Returned to Sender\n"
+	    "Content-Type: multipart/report; report-type=delivery-status;\n"
+	    "\tboundary=\"BB\"\n"
+	    "\n"
+	    "--BB\n"
+	    "Content-Type: text/plain\n"
+	    "\n"
+	    "<ann@example.net>: 550 5.1.1 user unknown\n"
+	    "--BB\n"
+	    "Content-Type: message/delivery-status\n"
+	    "\n"
+	    "Final-Recipient: x400; /S=ann/O=example/\n"
+	    "Action: failed\n"
+	    "--BB--\n"), 1);
+	assert_string_equal(find("ann@example.net")->status, "5.1.1");
+	assert_false(res.is_dsn);
 	/* only successes: a report, but not a bounce */
 	assert_int_equal(parse(REPORT_HEAD
 	    "Content-Type: message/delivery-status\n"
