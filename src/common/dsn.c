@@ -553,6 +553,31 @@ part_bytes(GMimePart *part)
 	return sb;
 }
 
+/* part_text - the content of a text part converted to UTF-8 from its
+ * charset (GMime does that; an unknown charset gives the bytes as they
+ * are), at most DSN_PART_MAX bytes, NULs blanked; returns allocated,
+ * caller frees. */
+static struct strbuf *
+part_text(GMimePart *part)
+{
+	struct strbuf *sb;
+	char *t;
+	size_t i, n;
+
+	if (!GMIME_IS_TEXT_PART(part) || g_mime_text_part_get_charset(
+	    GMIME_TEXT_PART(part)) == NULL ||
+	    (t = g_mime_text_part_get_text(GMIME_TEXT_PART(part))) == NULL)
+		return part_bytes(part);
+	n = strlen(t);
+	sb = strbuf_new(n < DSN_PART_MAX ? n + 1 : DSN_PART_MAX + 1);
+	strbuf_append(sb, t, n < DSN_PART_MAX ? n : DSN_PART_MAX);
+	g_free(t);
+	for (i = 0; i < sb->len; i++)
+		if (sb->buf[i] == '\0')
+			sb->buf[i] = ' ';
+	return sb;
+}
+
 /* id_clean - a Message-ID without <> and blanks, into dst (256). */
 static void
 id_clean(char dst[256], const char *v)
@@ -720,7 +745,7 @@ walk_leaf(struct walk *w, GMimePart *part, int inner)
 	if (g_mime_part_is_attachment(part) && inner == 0 &&
 	    w->text->len > 0)
 		return;
-	sb = part_bytes(part);
+	sb = part_text(part);
 	if (report_ok && looks_like_report(sb->buf, sb->len)) {
 		w->report_seen = 1;
 		if (report_parse(w->out, sb->buf, sb->len) > 0)

@@ -776,6 +776,41 @@ test_yahoo(void **state)
 }
 
 static void
+test_charsets(void **state)
+{
+	(void)state;
+	/* UTF-16 text (with a BOM) is converted before it is read */
+	assert_int_equal(parse("From: postmaster@example.net\n"
+	    "Subject: Undeliverable: hello\n"
+	    "MIME-Version: 1.0\n"
+	    "Content-Type: text/plain; charset=utf-16\n"
+	    "Content-Transfer-Encoding: base64\n"
+	    "\n"
+	    "//5EAGUAbABpAHYAZQByAHkAIABoAGEAcwAgAGYAYQBpAGwAZQBkACAAdABvACAA"
+	    "dABoAGUAcwBlACAAcgBlAGMAaQBwAGkAZQBuAHQAcwA6AA0ACgANAAoAYQBuAG4A"
+	    "QABlAHgAYQBtAHAAbABlAC4AbgBlAHQADQAKADUANQAwACAANQAuADEALgAxACAA"
+	    "QgBvAO4AdABlACAAcABsAGUAaQBuAGUADQAKAA==\n"), 1);
+	assert_string_equal(find("ann@example.net")->status, "5.1.1");
+	assert_string_equal(find("ann@example.net")->diagnostic,
+	    "550 5.1.1 Bo\xc3\xaete pleine");
+	/* Latin-1 becomes UTF-8; undeclared 8-bit bytes become '?' */
+	assert_int_equal(parse("From: postmaster@example.net\n"
+	    "Subject: Undeliverable: hello\n"
+	    "MIME-Version: 1.0\n"
+	    "Content-Type: text/plain; charset=iso-8859-1\n"
+	    "\n"
+	    "<ann@example.net>: 552 Bo\xeete pleine\n"), 1);
+	assert_string_equal(find("ann@example.net")->diagnostic,
+	    "552 Bo\xc3\xaete pleine");
+	assert_int_equal(parse("From: postmaster@example.net\n"
+	    "Subject: Undeliverable: hello\n"
+	    "\n"
+	    "<ann@example.net>: 552 Bo\xeete pleine\n"), 1);
+	assert_string_equal(find("ann@example.net")->diagnostic,
+	    "552 Bo?te pleine");
+}
+
+static void
 test_aol(void **state)
 {
 	(void)state;
@@ -1217,6 +1252,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_sendmail),
 		cmocka_unit_test(test_exchange),
 		cmocka_unit_test(test_yahoo),
+		cmocka_unit_test(test_charsets),
 		cmocka_unit_test(test_aol),
 		cmocka_unit_test(test_simple_lines),
 		cmocka_unit_test(test_text_exclusions),
