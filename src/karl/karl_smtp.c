@@ -87,6 +87,7 @@ struct xfer {
 	int		 code;		/* the first refusal, or the final */
 	int		 failed;	/* refused; the rest is ignored */
 	int		 retried;	/* once on a fresh connection */
+	int		 env_sent;	/* MAIL, RCPT and DATA written */
 	char		 diag[DIAG_MAX + 1];
 	int64_t		 deadline;	/* ms, monotonic */
 };
@@ -103,6 +104,7 @@ struct conn {
 	short		 hs_want;	/* POLLIN/POLLOUT the handshake waits
 					   for */
 	struct xfer	*x;		/* the transaction, or NULL */
+	struct xfer	*nx;		/* the next one (PIPELINING only) */
 	enum stage	 expect[4];	/* replies awaited, oldest first */
 	int		 nexp;
 	int		 sent;		/* stages written (no PIPELINING) */
@@ -334,35 +336,51 @@ refuse(struct xfer *x, int code, const char *text)
 	strlcpy_chk(x->diag, text, sizeof(x->diag));
 }
 
-/* conn_fail - the connection is lost (why): its transaction ends undone,
- * or, if a reused session died before its first reply, starts again on a
- * fresh connection. */
+/* lost - x ends undone because c failed (why). */
+static void
+lost(struct karl_smtp *s, struct conn *c, struct xfer *x, const char *why)
+{
+	if (!x->failed) {
+		x->code = 0;
+		snprintf(x->diag, sizeof(x->diag), "%s:%d: %s", c->host,
+		    c->port, why);
+	}
+	xfer_end(s, x, 0);
+}
+
+/* conn_fail - the connection is lost (why).  Its transaction ends undone
+ * unless a reused session died before its first reply; the next one
+ * (pipelined behind it, never answered) is tried once more; those two go
+ * again on a fresh connection. */
 static void
 conn_fail(struct karl_smtp *s, struct conn *c, const char *why)
 {
-	struct xfer *x = c->x;
+	struct xfer *x = c->x, *nx = c->nx, *again[2];
+	int n = 0;
 
-	c->x = NULL;
+	c->x = c->nx = NULL;
 	if (x != NULL && c->used && c->nexp > 0 && c->expect[0] == S_MAIL &&
-	    !x->retried && !x->failed) {
-		x->retried = 1;
-		conn_close(s, c);
-		c->x = x;
-		c->used = 0;
+	    !x->retried && !x->failed)
+		again[n++] = x;
+	else if (x != NULL)
+		lost(s, c, x, why);
+	if (nx != NULL && !nx->retried)
+		again[n++] = nx;
+	else if (nx != NULL)
+		lost(s, c, nx, why);
+	conn_close(s, c);
+	if (n > 0) {
+		again[0]->retried = 1;
+		again[0]->env_sent = 0;
+		c->x = again[0];
+		if (n > 1) {
+			again[1]->retried = 1;
+			again[1]->env_sent = 0;
+			c->nx = again[1];
+		}
 		if (conn_open(s, c) == 0)
 			return;
-		x = c->x;
-		c->x = NULL;
 	}
-	if (x != NULL) {
-		if (!x->failed) {
-			x->code = 0;
-			snprintf(x->diag, sizeof(x->diag), "%s:%d: %s",
-			    c->host, c->port, why);
-		}
-		xfer_end(s, x, 0);
-	}
-	conn_close(s, c);
 	c->st = C_RESOLVE;	/* marked for removal: fd is -1 */
 }
 
@@ -419,6 +437,27 @@ send_next(struct conn *c)
 	}
 }
 
+/* envelope - MAIL, RCPT and DATA of x in one write (PIPELINING). */
+static void
+envelope(struct conn *c, struct xfer *x)
+{
+	put(c, "MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n",
+	    x->msg.mail_from, x->msg.rcpt);
+	c->expect[c->nexp++] = S_MAIL;
+	c->expect[c->nexp++] = S_RCPT;
+	c->expect[c->nexp++] = S_DATA;
+	x->env_sent = 1;
+}
+
+/* begin_next - the next transaction's envelope right behind the current
+ * message: one round trip per copy while copies keep coming. */
+static void
+begin_next(struct conn *c)
+{
+	c->nx->deadline = now_ms() + (int64_t)cfg.karl_smtp_timeout * 1000;
+	envelope(c, c->nx);
+}
+
 /* begin - c is ready and holds a transaction: send its envelope. */
 static void
 begin(struct conn *c)
@@ -430,12 +469,7 @@ begin(struct conn *c)
 	x->deadline = now_ms() + (int64_t)cfg.karl_smtp_timeout * 1000;
 	c->deadline = x->deadline;
 	if (c->pipelining) {
-		put(c, "MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n",
-		    x->msg.mail_from, x->msg.rcpt);
-		c->expect[0] = S_MAIL;
-		c->expect[1] = S_RCPT;
-		c->expect[2] = S_DATA;
-		c->nexp = 3;
+		envelope(c, x);
 		c->sent = 3;
 	} else
 		send_next(c);
@@ -529,22 +563,26 @@ ehlo_line(struct conn *c, const char *t)
 	}
 }
 
-/* finish - the transaction's replies are all in. */
+/* finish - the transaction's replies are all in (ended: by the reply to
+ * its message, or earlier); the next one, if any, becomes current. */
 static void
-finish(struct karl_smtp *s, struct conn *c)
+finish(struct karl_smtp *s, struct conn *c, int ended)
 {
 	struct xfer *x = c->x;
 	int failed = x->failed;
 
-	c->x = NULL;
+	c->x = c->nx;
+	c->nx = NULL;
 	c->used = 1;
-	c->deadline = now_ms() + IDLE_MS;
+	c->deadline = c->x != NULL ? c->x->deadline : now_ms() + IDLE_MS;
 	xfer_end(s, x, !failed);
-	if (failed) {
-		/* a refused MAIL or RCPT may leave the envelope open */
+	if (failed && !ended) {
+		/* a refused MAIL or RCPT may leave the envelope open; the
+		 * next envelope was not sent (it follows a message) */
 		put(c, "RSET\r\n");
 		c->st = C_RSET;
-	}
+	} else if (c->x != NULL && !c->x->env_sent)
+		begin(c);
 }
 
 /* txn_reply - a reply within a transaction. */
@@ -568,7 +606,7 @@ txn_reply(struct karl_smtp *s, struct conn *c, int code, const char *text)
 			refuse(x, code, text);
 		if (!c->pipelining) {
 			if (x->failed)
-				finish(s, c);
+				finish(s, c, 0);
 			else
 				send_next(c);
 		}
@@ -576,7 +614,7 @@ txn_reply(struct karl_smtp *s, struct conn *c, int code, const char *text)
 	case S_DATA:
 		if (code != 354) {
 			refuse(x, code, text);
-			finish(s, c);
+			finish(s, c, 0);
 			return;
 		}
 		/* after a refusal the DATA was accepted anyway: end it */
@@ -585,6 +623,8 @@ txn_reply(struct karl_smtp *s, struct conn *c, int code, const char *text)
 		else
 			body(c, x->msg.data, x->msg.len);
 		c->expect[c->nexp++] = S_BODY;
+		if (c->nx != NULL && !c->nx->env_sent)
+			begin_next(c);
 		return;
 	case S_BODY:
 		if (code / 100 != 2)
@@ -593,7 +633,7 @@ txn_reply(struct karl_smtp *s, struct conn *c, int code, const char *text)
 			x->code = code;
 			strlcpy_chk(x->diag, text, sizeof(x->diag));
 		}
-		finish(s, c);
+		finish(s, c, 1);
 		return;
 	}
 }
@@ -1026,7 +1066,7 @@ karl_smtp_new(int max_conns, karl_smtp_done_fn done)
 int
 karl_smtp_start(struct karl_smtp *s, const struct karl_smtp_msg *m)
 {
-	struct conn *c, *idle = NULL, *lru = NULL;
+	struct conn *c, *idle = NULL, *lru = NULL, *stack = NULL;
 	struct xfer *x;
 
 	if (strlen(m->host) >= sizeof(c->host))
@@ -1045,9 +1085,26 @@ karl_smtp_start(struct karl_smtp *s, const struct karl_smtp_msg *m)
 		    c->deadline < lru->deadline))
 			lru = c;
 	}
+	/* first choice, a pipelining session to the host whose transaction
+	 * is under way: the copy goes right behind it, and one round trip
+	 * carries a message and the next envelope */
+	for (c = s->conns; c != NULL; c = c->next)
+		if (c->fd != -1 && c->st == C_READY && c->pipelining &&
+		    c->x != NULL && c->x->env_sent && c->nx == NULL &&
+		    c->port == m->port && strcasecmp(c->host, m->host) == 0) {
+			stack = c;
+			break;
+		}
 	x = xcalloc(1, sizeof(*x));
 	x->msg = *m;
 	s->active++;
+	if (stack != NULL) {
+		stack->nx = x;
+		/* its message is out already: the envelope follows now */
+		if (stack->nexp == 1 && stack->expect[0] == S_BODY)
+			begin_next(stack);
+		return 0;
+	}
 	if (idle != NULL) {
 		idle->x = x;
 		if (idle->st == C_READY)
@@ -1221,9 +1278,12 @@ karl_smtp_free(struct karl_smtp *s)
 	pthread_join(s->resolver, NULL);
 	/* transactions cut short: their owners get them back undone */
 	for (c = s->conns; c != NULL; c = c->next)
-		if (c->x != NULL) {
+		if (c->x != NULL || c->nx != NULL) {
 			c->used = 0;
-			c->x->retried = 1;
+			if (c->x != NULL)
+				c->x->retried = 1;
+			if (c->nx != NULL)
+				c->nx->retried = 1;
 			conn_fail(s, c, "stopping");
 		}
 	for (c = s->conns; c != NULL; c = c->next)

@@ -234,3 +234,28 @@ def test_envelope_goes_in_one_write(keys):
         if st is not None:
             st.stop()
         rec.stop()
+
+
+def test_next_envelope_rides_with_the_message(keys):
+    """With more copies than a session's one at a time, the next copy's
+    envelope is written right behind the current message: one round trip
+    per copy, and fewer sessions than copies in flight."""
+    rec = Recorder()
+    rec.start()
+    st = None
+    try:
+        st = stack_to(keys, rec.port)
+        job = new_job()
+        send_job(st, job, [rcpt(f"n{i}@y.example", i) for i in range(60)])
+        assert wait_for(lambda: job_status(st, job)["sent"] == 60, 60), \
+            (job_status(st, job), st.log_tails())
+        assert rec.delivered == 60
+        behind = [ch for ch in rec.chunks if b"\r\n.\r\nMAIL FROM:" in ch
+                  or (ch.startswith(b"MAIL FROM:") and b"DATA\r\n" in ch)]
+        riding = [ch for ch in rec.chunks if b"\r\n.\r\nMAIL FROM:" in ch]
+        assert len(behind) >= 60
+        assert riding, "no envelope followed a message in one write"
+    finally:
+        if st is not None:
+            st.stop()
+        rec.stop()
