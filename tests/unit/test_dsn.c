@@ -1099,7 +1099,9 @@ static const char thread_msg[] = REPORT_HEAD
 
 static const char thread_text[] = "From: MAILER-DAEMON@mx.example.net\n"
     "Subject: failure notice\n"
+    "Content-Type: text/plain; charset=iso-8859-1\n"
     "\n"
+    "Bo\xeete pleine.\n"
     "<carl@example.net>:\n"
     "550 5.1.1 no such user\n";
 
