@@ -1201,6 +1201,25 @@ failed_header_add(const char *addr, void *arg)
 	return 0;
 }
 
+/* contact_line - the line says whom to contact ("please contact
+ * help@..."): the word, not an address that contains it. */
+static int
+contact_line(const struct line *l)
+{
+	const char *p = l->s, *e = l->s + l->n, *a, *b;
+
+	while ((p = ci_find(p, (size_t)(e - p), "contact")) != NULL) {
+		for (a = p; a > l->s && strchr(ADDR_DELIM, a[-1]) == NULL; a--)
+			;
+		for (b = p; b < e && strchr(ADDR_DELIM, *b) == NULL; b++)
+			;
+		if (memchr(a, '@', (size_t)(b - a)) == NULL)
+			return 1;
+		p = b;
+	}
+	return 0;
+}
+
 /* reader_pass - read every line of the bounce's text; quoted header
  * lines only when quoted is set. */
 static void
@@ -1213,7 +1232,7 @@ reader_pass(struct reader *r, int quoted)
 		next = line_at(r->text, r->end, r->pos, &l);
 		if (quoted_header(&l) != quoted)
 			continue;
-		if (!quoted && ci_find(l.s, l.n, "contact") != NULL)
+		if (!quoted && contact_line(&l))
 			continue;
 		line_addrs(l.s, l.n, reader_add, r);
 	}

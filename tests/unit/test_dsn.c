@@ -887,9 +887,12 @@ test_text_exclusions(void **state)
 	    "Your message to list-bounces+ann=example.net@example.org\n"
 	    "could not be delivered to the following recipient:\n"
 	    "   ann@example.net\n"
+	    "   contact@example.net\n"
 	    "Please contact helpdesk@example.net for help, or\n"
-	    "Postmaster@example.net.\n"), 1);
+	    "Postmaster@example.net.\n"), 2);
 	find("ann@example.net");
+	/* an address with the word in it is no contact line */
+	find("contact@example.net");
 	/* the author of the returned message counts only when alone */
 	assert_int_equal(parse("From: MAILER-DAEMON@example.net\n"
 	    "Subject: failure notice\n"
