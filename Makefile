@@ -114,6 +114,7 @@ TEST_FLAGS_dsn	       := $(call pc,gmime-3.0)
 TEST_LIBS_dsn	       := $(call pl,gmime-3.0)
 TEST_FLAGS_dkim	       := $(call pc,opendkim)
 TEST_LIBS_dkim	       := $(call pl,opendkim)
+$(BUILD)/tests/test_messageserver_bouncestate: src/messageserver/messageserver_bouncestate.c
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIBCOMMON)
 	@mkdir -p $(dir $@)
@@ -166,6 +167,8 @@ FUZZ_LIBS_mime	:= $(call pl,gmime-3.0)
 FUZZ_EXTRA_outgoing := src/messageserver/messageserver_outgoing.c
 FUZZ_FLAGS_outgoing := $(FUZZ_FLAGS_mime)
 FUZZ_LIBS_outgoing := $(FUZZ_LIBS_mime)
+FUZZ_EXTRA_karlsmtp := src/karl/karl_smtp.c
+FUZZ_FLAGS_karlsmtp := -Isrc/karl
 .SECONDEXPANSION:
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(COMMON_SRC) $$(FUZZ_EXTRA_$$*)
 	@mkdir -p build-fuzz
