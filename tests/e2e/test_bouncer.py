@@ -347,7 +347,8 @@ def test_unanswered_probes_make_bounced_and_tell_moderators(bst):
 
     n = notices_to(st, owner_email)
     assert len(n) == 1 and n[0][1] == k, n
-    assert notices_to(st, mod_email) == n
+    # the same notice row (its status moves on as the fan-out sends it)
+    assert [r[0] for r in notices_to(st, mod_email)] == [n[0][0]]
     assert notices_to(st, deadmod_email) == []
     assert notices_to(st, plain_email) == []
     n2 = notices_to(st, owner2_email)
