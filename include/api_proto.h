@@ -33,6 +33,9 @@
 #define API_MS_INBOUND		"/v1/inbound"	/* a message from smtpd */
 #define API_MS_POSTS		"/v1/posts"	/* a post from web/crawlers */
 #define API_MS_BOUNCES		"/v1/bounces"	/* karl: a permanent failure */
+/* GET, prefix routes: the handlers parse the rest of the path */
+#define MS_API_ACCOUNTS		"/v1/accounts/"	/* {id}/bounces */
+#define MS_API_GROUPS		"/v1/groups/"	/* {domain}/{name}/bouncing */
 
 #define F_MS_RCPT		"rcpt"
 #define F_MS_RCPTS		"rcpts"

@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 
+#include "cmdaddr.h"
 #include "httpd.h"
 #include "messageserver_clnt.h"
 
@@ -288,6 +289,30 @@ int	 messageserver_bounce_in(struct db *d, const struct ms_route *r,
 	    const struct ms_submission *s, struct ms_action *a);
 
 /*
+ * Shared by the email command modules (messageserver_commands.c,
+ * messageserver_commands_member.c); docs/commands.md.
+ */
+/* messageserver_command_reply - answer command cmd of s: text to the
+ * address to, from group+owner, In-Reply-To the command, Reply-To
+ * reply_to when not NULL; queued in the outbox inside the caller's
+ * transaction.  0 queued, a positive reason when no reply was sent (the
+ * address's hourly limit, an address of ours, an over-long address), -1
+ * on a database error. */
+int	 messageserver_command_reply(struct db *d, const struct ms_group *g,
+	    const struct ms_submission *s, const char *to, const char *cmd,
+	    const char *subject, const char *text, const char *reply_to);
+/* messageserver_command_noreply - the words a log line or an action's
+ * reason adds for rc of messageserver_command_reply (a constant string,
+ * "" when the reply was sent). */
+const char *messageserver_command_noreply(int rc);
+/* messageserver_command_member - subscribe, unsubscribe, confirm-TOKEN
+ * and unsubscribe-TOKEN for group g (arg the token, "" for the others),
+ * for messageserver_command; 0 with *a filled, -1 on a database error. */
+int	 messageserver_command_member(struct db *d, const struct ms_group *g,
+	    enum cmdaddr_cmd cmd, const char *arg,
+	    const struct ms_submission *s, struct ms_action *a);
+
+/*
  * Bounce events and the bounce state of accounts
  * (messageserver_bouncestate.c), shared by the inbound bounces
  * (messageserver_bounce.c) and karl's reports (messageserver_bounces.c);
@@ -298,8 +323,6 @@ int	 messageserver_bounce_in(struct db *d, const struct ms_route *r,
 #define MS_BOUNCE_DIAG_MAX	1000		/* bytes of a stored diagnostic */
 #define MS_BOUNCE_EVENTS_MAX	100		/* events in an account's history */
 #define MS_BOUNCING_MAX		1000		/* members in a group's list */
-#define MS_API_ACCOUNTS		"/v1/accounts/"	/* {id}/bounces (prefix) */
-#define MS_API_GROUPS		"/v1/groups/"	/* {domain}/{name}/bouncing */
 
 /* What a VERP string names (karl signs it into group+bounces-TOKEN). */
 enum ms_verp_kind {

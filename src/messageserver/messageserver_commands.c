@@ -38,16 +38,6 @@
 #define MS_NOREPLY_OURS		2	/* an address of ours */
 #define MS_NOREPLY_BAD		3	/* longer than any address */
 
-/* Shared with messageserver_commands_member.c (these belong in
- * messageserver.h, which is not this module's file). */
-int	 messageserver_command_reply(struct db *d, const struct ms_group *g,
-	    const struct ms_submission *s, const char *to, const char *cmd,
-	    const char *subject, const char *text, const char *reply_to);
-const char *messageserver_command_noreply(int rc);
-int	 messageserver_command_member(struct db *d, const struct ms_group *g,
-	    enum cmdaddr_cmd cmd, const char *arg,
-	    const struct ms_submission *s, struct ms_action *a);
-
 /* ours - 1 if addr is at one of our domains, 0 if not, -1 on error. */
 static int
 ours(struct db *d, const struct ms_group *g, const char *addr)

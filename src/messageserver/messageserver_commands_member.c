@@ -36,15 +36,6 @@
 #define ANSWER_MAX	1000	/* bytes of a join answer kept */
 #define EMAIL_MAX	254	/* accounts_email_check */
 
-/* From messageserver_commands.c (these belong in messageserver.h). */
-int	 messageserver_command_reply(struct db *d, const struct ms_group *g,
-	    const struct ms_submission *s, const char *to, const char *cmd,
-	    const char *subject, const char *text, const char *reply_to);
-const char *messageserver_command_noreply(int rc);
-int	 messageserver_command_member(struct db *d, const struct ms_group *g,
-	    enum cmdaddr_cmd cmd, const char *arg,
-	    const struct ms_submission *s, struct ms_action *a);
-
 /* A membership as the commands need it (strings from PostgreSQL). */
 struct member {
 	char	account[24];
