@@ -1086,6 +1086,48 @@ test_oversize(void **state)
 	strbuf_free(sb);
 }
 
+static void
+test_deep_nesting(void **state)
+{
+	struct strbuf *sb = strbuf_new(1 << 16);
+	int i;
+
+	(void)state;
+	/* an answer below DSN's depth limit is not looked for; nothing
+	 * crashes however deep GMime goes */
+	strbuf_puts(sb, "From: MAILER-DAEMON@example.net\n"
+	    "Subject: failure notice\n");
+	for (i = 0; i < 3000; i++)
+		strbuf_appendf(sb, "Content-Type: multipart/mixed; "
+		    "boundary=b%d\n\n--b%d\n", i, i);
+	strbuf_puts(sb, "Content-Type: text/plain\n\n"
+	    "<ann@example.net>: 550 no such user\n");
+	for (i = 2999; i >= 0; i--)
+		strbuf_appendf(sb, "--b%d--\n", i);
+	assert_int_equal(dsn_parse(sb->buf, sb->len, &res), 0);
+	strbuf_reset(sb);
+	strbuf_puts(sb, "From: MAILER-DAEMON@example.net\n"
+	    "Subject: failure notice\n");
+	for (i = 0; i < 3000; i++)
+		strbuf_puts(sb, "Content-Type: message/rfc822\n\n"
+		    "Subject: x\n");
+	strbuf_puts(sb, "\nhi\n");
+	assert_int_equal(dsn_parse(sb->buf, sb->len, &res), 0);
+	/* a few levels are followed */
+	strbuf_reset(sb);
+	strbuf_puts(sb, "From: MAILER-DAEMON@example.net\n"
+	    "Subject: failure notice\n");
+	for (i = 0; i < 5; i++)
+		strbuf_appendf(sb, "Content-Type: multipart/mixed; "
+		    "boundary=b%d\n\n--b%d\n", i, i);
+	strbuf_puts(sb, "Content-Type: text/plain\n\n"
+	    "<ann@example.net>: 550 no such user\n");
+	for (i = 4; i >= 0; i--)
+		strbuf_appendf(sb, "--b%d--\n", i);
+	assert_int_equal(dsn_parse(sb->buf, sb->len, &res), 1);
+	strbuf_free(sb);
+}
+
 /* ---- threads ---- */
 
 static const char thread_msg[] = REPORT_HEAD
@@ -1266,6 +1308,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_not_a_bounce),
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_oversize),
+		cmocka_unit_test(test_deep_nesting),
 		cmocka_unit_test(test_threads),
 	};
 	const char *mode = getenv("DSN_CLASSIFY");
