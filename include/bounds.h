@@ -54,4 +54,9 @@
 #define DB_POOL_MAX		64
 #define DB_MAX_PARAMS		64
 
+/* SMTP DATA: a line of the message, without its CRLF.  RFC 5321 says
+ * 998; real senders exceed it, so the bound only keeps the message
+ * parseable downstream (smtpd refuses longer lines with 550 5.6.0). */
+#define SMTP_MAX_DATA_LINE	(64 * 1024)
+
 #endif
