@@ -350,7 +350,8 @@ leave(struct db *d, const struct ms_group *g, const struct ms_submission *s,
 }
 
 /* activate - confirmed subscription m: active, or pending_approval when
- * the group restricts membership (the moderators are told). */
+ * the group restricts membership (the moderators are told); refused when
+ * the group is archived, the account disabled or the address banned. */
 static int
 activate(struct db *d, const struct ms_group *g,
     const struct ms_submission *s, const struct member *m,
@@ -360,6 +361,16 @@ activate(struct db *d, const struct ms_group *g,
 	PGresult *r;
 	int restricted, rc;
 
+	/* what subscribe refused may have come true since the request */
+	if (g->archived)
+		return say(d, g, s, m->email, "confirm", "not subscribed",
+		    "The group is archived and takes no new members.\n",
+		    NULL, a, "done", "archived");
+	if (strcmp(m->astatus, "disabled") == 0 ||
+	    strcmp(m->astatus, "deleted") == 0)
+		return say(d, g, s, m->email, "confirm", "not subscribed",
+		    "Sorry, this address cannot join the group.\n", NULL, a,
+		    "done", "account_disabled");
 	if ((rc = banned(d, g, m->email)) != 0)
 		return rc == -1 ? -1 : say(d, g, s, m->email, "confirm",
 		    "not subscribed", "Sorry, this address cannot join the "

@@ -666,3 +666,347 @@ def test_strangers_are_told_they_are_not_members(cmd_stack):
     a = command(st, f"{g}+digest@{DOMAIN}", pending)
     assert a["reason"] == "not_member"
     assert membership(st, g, pending)[1] == "individual"
+
+
+# ------------------------------------------------- strangers and members
+
+@pytest.fixture(scope="module")
+def topic_group(cmd_stack):
+    """A group with one member and a topic tagged #Picnic, for the
+    commands that name a topic or hashtag: (name, member, topic id)."""
+    st, sink = cmd_stack
+    member = addr("topical")
+    g, _ = make_group(st, [(member, {})])
+    _, res = receivers_of_next_post(st, sink, g, member,
+                                    subject="#Picnic plans")
+    return g, member, res["topic_id"]
+
+
+def subscriptions(st, g):
+    """Rows of topic_ and hashtag_subscriptions of g's memberships."""
+    return st.sql("SELECT (SELECT count(*) FROM topic_subscriptions t JOIN "
+                  "memberships m ON m.id = t.membership_id JOIN groups g ON "
+                  "g.id = m.group_id WHERE g.name = :'v1'), (SELECT count(*) "
+                  "FROM hashtag_subscriptions h JOIN memberships m ON m.id = "
+                  "h.membership_id JOIN groups g ON g.id = m.group_id WHERE "
+                  "g.name = :'v1')", g)[0]
+
+
+@pytest.mark.parametrize("cmd", [
+    "plaindigest", "summary", "special", "digest", "nomail", "single",
+    "individual", "mail", "nomail-until-DAY", "mute-TOPIC", "follow-TOPIC",
+    "mute-tag-picnic", "follow-tag-Picnic"])
+def test_members_commands_from_a_stranger(cmd_stack, topic_group, cmd):
+    """Every member-only command from a stranger: a reply saying so and
+    how to join; nothing changes, not even an account is made."""
+    st, sink = cmd_stack
+    g, member, topic = topic_group
+    day = st.sql("SELECT (current_date + 5)::text")[0][0]
+    cmd = cmd.replace("DAY", day).replace("TOPIC", str(topic))
+    before = (membership(st, g, member), subscriptions(st, g))
+    who = addr("outsider")
+    a = command(st, f"{g}+{cmd}@{DOMAIN}", who)
+    assert (a["status"], a["reason"]) == ("done", "not_member"), a
+    msg = replies(sink, who)[0]
+    assert str(msg["Subject"]).startswith(f"{g}: ")
+    body = msg.get_content()
+    assert f"{who} is not a member of {g}@{DOMAIN}, so this command does " \
+        "nothing." in " ".join(body.split()), body
+    assert f"{g}+subscribe@{DOMAIN}" in body
+    assert (membership(st, g, member), subscriptions(st, g)) == before
+    assert membership(st, g, who) is None
+    assert st.sql("SELECT count(*) FROM accounts WHERE lower(email) = "
+                  "lower(:'v1')", who) == [["0"]]
+    assert queued(st, who) == 1
+
+
+def test_stranger_with_a_forged_confirm_token(cmd_stack):
+    """confirm-TOKEN from a stranger with a token that is not ours: no
+    reply, nothing changes (a pending membership stays pending)."""
+    st, sink = cmd_stack
+    pending = addr("waiting")
+    g, ids = make_group(st, [(pending, {"status": "pending_confirmation"})])
+    who = addr("forger")
+    exp = int(time.time()) + 86400
+    for tok in (f"s{ids[pending]}.{exp}.{'a' * 16}",
+                short_token(st, "unsubscribe", f"s{ids[pending]}.{exp}")):
+        a = command(st, f"{g}+confirm-{tok}@{DOMAIN}", who)
+        assert (a["status"], a["reason"]) == ("ignored", "bad_token"), a
+    assert membership(st, g, pending)[0] == "pending_confirmation"
+    assert queued(st, who) == 0 and queued(st, pending) == 0
+
+
+def test_help_from_a_member(cmd_stack):
+    st, sink = cmd_stack
+    who = addr("memberhelp")
+    g, _ = make_group(st, [(who, {"delivery": "full_digest"})])
+    a = command(st, f"{g}+help@{DOMAIN}", who)
+    assert (a["status"], a["reason"]) == ("done", "help")
+    msg = replies(sink, who)[0]
+    assert str(msg["Subject"]) == f"{g}: help"
+    body = msg.get_content()
+    assert "A group for testing commands." in body
+    for c in ("unsubscribe", "single", "nomail-until-YYYY-MM-DD"):
+        assert f"{g}+{c}@{DOMAIN}" in body, c
+    # help only tells
+    assert membership(st, g, who) == ("active", "full_digest", "")
+
+
+@pytest.mark.parametrize("alias", ["single", "individual", "mail"])
+def test_single_and_its_aliases_from_a_member(cmd_stack, alias):
+    """A member on no mail and a vacation: +single (or an alias) makes the
+    delivery individual, ends the vacation, and the next post reaches the
+    member."""
+    st, sink = cmd_stack
+    who = addr("back")
+    day = st.sql("SELECT (current_date + 20)::text")[0][0]
+    g, _ = make_group(st, [("poster@example.org", {}),
+                           (who, {"delivery": "no_email",
+                                  "nomail_until": day})])
+    assert who not in receivers_of_next_post(st, sink, g,
+                                             "poster@example.org")[0]
+    a = command(st, f"{g}+{alias}@{DOMAIN}", who)
+    assert (a["status"], a["reason"]) == ("done", "delivery=individual"), a
+    assert membership(st, g, who) == ("active", "individual", "")
+    msg = replies(sink, who)[0]
+    assert str(msg["Subject"]) == f"{g}: single"
+    assert "each message as it is posted" in msg.get_content()
+    assert who in receivers_of_next_post(st, sink, g,
+                                         "poster@example.org")[0]
+
+
+def test_owner_address_from_a_plain_member(cmd_stack):
+    """A member writing to +owner reaches the owners and moderators, not
+    the other members and not the member's own mailbox; no command reply."""
+    st, sink = cmd_stack
+    owner, mod, member, other = (addr("own"), addr("mod"), addr("plain"),
+                                 addr("other"))
+    g, _ = make_group(st, [(owner, {"role": "owner"}),
+                           (mod, {"role": "moderator"}), (member, {}),
+                           (other, {})])
+    raw = message(f"{g}+owner@{DOMAIN}", member, subject="A question")
+    msgid = raw.split(b"Message-ID: <", 1)[1].split(b">", 1)[0]
+    r = st.post("messageserver", "/v1/inbound", {
+        "mail_from": member, "rcpts": [f"{g}+owner@{DOMAIN}"],
+        "client_addr": "127.0.0.1", "client_helo": "c",
+        "raw": b64url(raw)})
+    a = r.json()["actions"][0]
+    assert a["status"] == "forwarded" and "2 receivers" in a["reason"], a
+
+    def copies(to):
+        with sink.lock:
+            return [d for _, d in sink.got.get(to, []) if msgid in d]
+    assert wait_for(lambda: copies(owner) and copies(mod), 30)
+    assert wait_for(lambda: st.sql(
+        "SELECT count(*) FROM outbox WHERE status = 'pending'") == [["0"]],
+        30)
+    assert len(copies(owner)) == 1 and len(copies(mod)) == 1
+    assert not copies(member) and not copies(other)
+    m = message_from_bytes(copies(owner)[0], policy=default_policy)
+    assert m["X-Original-To"] == f"{g}+owner@{DOMAIN}"
+    assert m["From"].addresses[0].addr_spec == member
+    assert queued(st, member) == 0
+
+
+# ------------------------------------------- confirming from elsewhere
+
+def test_confirm_from_another_address(cmd_stack):
+    """The token is the proof (docs/commands.md): a confirmation sent from
+    another From (a forwarding mailbox, another account of the member)
+    confirms, and the reply goes to the membership's address, never to
+    the From of the confirming message."""
+    st, sink = cmd_stack
+    g, _ = make_group(st)
+    who, elsewhere = addr("joinfwd"), addr("elsewhere")
+    command(st, f"{g}+subscribe@{DOMAIN}", who)
+    caddr = confirm_address(replies(sink, who)[0])
+    a = command(st, caddr, elsewhere, subject="Re: confirm")
+    assert (a["status"], a["reason"]) == ("done", "subscribed"), a
+    assert membership(st, g, who) == ("active", "individual", "")
+    assert membership(st, g, elsewhere) is None
+    assert "you are now a member" in replies(sink, who, 2)[1].get_content()
+    assert queued(st, elsewhere) == 0
+    assert st.sql("SELECT count(*) FROM accounts WHERE lower(email) = "
+                  "lower(:'v1')", elsewhere) == [["0"]]
+    # leaving the same way: the member is removed and told
+    command(st, f"{g}+unsubscribe@{DOMAIN}", who)
+    caddr = confirm_address(replies(sink, who, 3)[2])
+    a = command(st, caddr, elsewhere)
+    assert (a["status"], a["reason"]) == ("done", "unsubscribed"), a
+    assert membership(st, g, who) is None
+    assert "no longer a member" in replies(sink, who, 4)[3].get_content()
+    assert queued(st, elsewhere) == 0
+
+
+# --------------------------------------------- refusals and no replies
+
+def test_ban_is_checked_again_when_confirming(cmd_stack):
+    """Banned between the request and the confirmation: not admitted, by
+    reply or on the web; the member is told."""
+    st, sink = cmd_stack
+    g, _ = make_group(st)
+    who, webwho = addr("latebanned"), addr("webbanned", "banlate.test")
+    for w in (who, webwho):
+        assert command(st, f"{g}+subscribe@{DOMAIN}", w)["status"] == \
+            "confirm"
+    mail_req, web_req = replies(sink, who)[0], replies(sink, webwho)[0]
+    st.sql("INSERT INTO group_bans (group_id, pattern) SELECT id, lower("
+           ":'v2') FROM groups WHERE name = :'v1' UNION ALL SELECT id, "
+           "'@banlate.test' FROM groups WHERE name = :'v1'", g, who)
+    a = command(st, confirm_address(mail_req), who)
+    assert (a["status"], a["reason"]) == ("done", "banned"), a
+    assert membership(st, g, who)[0] == "pending_confirmation"
+    assert "cannot join" in replies(sink, who, 2)[1].get_content()
+    token = confirm_address(web_req).split("+confirm-", 1)[1].split("@")[0]
+    r = st.https("POST", "/confirm?t=" + token, body=b"")
+    assert r.status == 200 and "Not confirmed" in r.text, r
+    assert membership(st, g, webwho)[0] == "pending_confirmation"
+    assert "cannot join" in replies(sink, webwho, 2)[1].get_content()
+    assert st.sql("SELECT count(*) FROM activity_log l JOIN groups g ON "
+                  "g.id = l.group_id WHERE g.name = :'v1' AND l.action = "
+                  "'member.join'", g) == [["0"]]
+
+
+def test_archived_group_takes_no_new_members(cmd_stack):
+    st, sink = cmd_stack
+    early = addr("early")
+    g, _ = make_group(st)
+    command(st, f"{g}+subscribe@{DOMAIN}", early)
+    caddr = confirm_address(replies(sink, early)[0])
+    st.sql("UPDATE groups SET status = 'archived' WHERE name = :'v1'", g)
+    who = addr("late")
+    a = command(st, f"{g}+subscribe@{DOMAIN}", who)
+    assert (a["status"], a["reason"]) == ("done", "archived"), a
+    assert "archived and takes no new members" in \
+        replies(sink, who)[0].get_content()
+    assert membership(st, g, who) is None
+    assert st.sql("SELECT count(*) FROM accounts WHERE lower(email) = "
+                  "lower(:'v1')", who) == [["0"]]
+    # a request made before the group was archived no longer admits
+    a = command(st, caddr, early)
+    assert (a["status"], a["reason"]) == ("done", "archived"), a
+    assert membership(st, g, early)[0] == "pending_confirmation"
+    assert "archived" in replies(sink, early, 2)[1].get_content()
+
+
+@pytest.mark.parametrize("astatus", ["disabled", "deleted"])
+def test_disabled_account_cannot_join(cmd_stack, astatus):
+    st, sink = cmd_stack
+    g, _ = make_group(st)
+    who = addr("off")
+    st.sql("INSERT INTO accounts (email, status) VALUES (:'v1', :'v2')",
+           who, astatus)
+    a = command(st, f"{g}+subscribe@{DOMAIN}", who)
+    assert (a["status"], a["reason"]) == ("done", "account_disabled"), a
+    assert "cannot join" in replies(sink, who)[0].get_content()
+    assert membership(st, g, who) is None
+    # disabled between the request and the confirmation: not admitted
+    later = addr("laterdisabled")
+    command(st, f"{g}+subscribe@{DOMAIN}", later)
+    caddr = confirm_address(replies(sink, later)[0])
+    st.sql("UPDATE accounts SET status = :'v2' WHERE email = :'v1'", later,
+           astatus)
+    a = command(st, caddr, later)
+    assert (a["status"], a["reason"]) == ("done", "account_disabled"), a
+    assert membership(st, g, later)[0] == "pending_confirmation"
+    assert "cannot join" in replies(sink, later, 2)[1].get_content()
+
+
+def command_raw(st, rcpt, raw, mail_from):
+    r = st.post("messageserver", "/v1/inbound", {
+        "mail_from": mail_from, "rcpts": [rcpt], "client_addr": "127.0.0.1",
+        "client_helo": "client.example", "raw": b64url(raw)})
+    assert r.status == 200, r
+    return r.json()["actions"][0]
+
+
+@pytest.mark.parametrize("extra,reason", [
+    ("X-Autorespond: yes\r\n", "auto_reply"),
+    ("Precedence: auto_reply\r\n", "precedence"),
+    ("Precedence: Bulk; comment\r\n", "precedence"),
+])
+def test_more_machines_get_no_answer(cmd_stack, extra, reason):
+    st, _ = cmd_stack
+    g, _ = make_group(st)
+    who = addr("robot")
+    for c in ("help", "subscribe", "digest"):
+        a = command(st, f"{g}+{c}@{DOMAIN}", who, extra=extra)
+        assert (a["status"], a["reason"]) == ("ignored", reason), (c, a)
+    assert queued(st, who) == 0
+    assert membership(st, g, who) is None
+
+
+def raw_command(rcpt, from_field):
+    return ((from_field or "") + f"To: {rcpt}\r\nSubject: x\r\n"
+            f"Message-ID: <{uuid.uuid4().hex}@example.org>\r\n\r\n"
+            "hi\r\n").encode()
+
+
+@pytest.mark.parametrize("from_field,mail_from", [
+    ("From: Nobody\r\n", "ENV"),          # a From that is no address
+    ("From: nobody\r\n", "nobody"),
+    (None, "nobody"),                       # no From, no envelope domain
+    ("From: undisclosed-recipients:;\r\n", "mailer"),
+])
+def test_no_usable_from_gets_no_answer(cmd_stack, from_field, mail_from):
+    """No address to answer: the From names no address with a domain, and
+    neither does the envelope sender it falls back to.  Ignored
+    (no_sender), nobody is subscribed, nothing is queued."""
+    st, _ = cmd_stack
+    g, _ = make_group(st)
+    env = addr("envonly") if mail_from == "ENV" else mail_from
+    for c in ("help", "subscribe", "digest"):
+        rcpt = f"{g}+{c}@{DOMAIN}"
+        a = command_raw(st, rcpt, raw_command(rcpt, from_field), env)
+        assert (a["status"], a["reason"]) == ("ignored", "no_sender"), \
+            (from_field, a)
+    assert queued(st, env) == 0
+    assert st.sql("SELECT count(*) FROM memberships m JOIN groups g ON "
+                  "g.id = m.group_id WHERE g.name = :'v1'", g) == [["0"]]
+
+
+@pytest.mark.parametrize("from_field", [
+    None, "From: undisclosed-recipients:;\r\n", "From: <>\r\n"])
+def test_from_without_a_mailbox_is_answered_at_the_envelope(cmd_stack,
+                                                            from_field):
+    """A From with no mailbox at all (missing, an empty group, <>): the
+    envelope sender is the sender, as for posts (docs/commands.md)."""
+    st, sink = cmd_stack
+    g, _ = make_group(st)
+    env = addr("envelope")
+    rcpt = f"{g}+help@{DOMAIN}"
+    a = command_raw(st, rcpt, raw_command(rcpt, from_field), env)
+    assert (a["status"], a["reason"]) == ("done", "help"), a
+    assert str(replies(sink, env)[0]["Subject"]) == f"{g}: help"
+
+
+def test_subscribe_confirmed_on_the_web_into_a_restricted_group(cmd_stack):
+    """The web link of a restricted group ends at "waiting for approval":
+    the page says so, the membership is pending_approval, the moderators
+    are told once and the member gets the same reply as by mail."""
+    st, sink = cmd_stack
+    owner = addr("webowner")
+    g, _ = make_group(st, [(owner, {"role": "owner"})],
+                      restricted_membership="true")
+    who = addr("webask")
+    assert command(st, f"{g}+subscribe@{DOMAIN}", who)["status"] == \
+        "confirm"
+    token = confirm_address(replies(sink, who)[0]).split(
+        "+confirm-", 1)[1].split("@")[0]
+    r = st.https("POST", "/confirm?t=" + token, body=b"",
+                 headers={"Content-Type":
+                          "application/x-www-form-urlencoded"})
+    assert r.status == 200, r
+    assert "Waiting for approval" in r.text and who in r.text, r.text
+    assert "now a member" not in r.text
+    assert membership(st, g, who)[0] == "pending_approval"
+    assert st.sql("SELECT count(*) FROM activity_log l JOIN groups g ON "
+                  "g.id = l.group_id WHERE g.name = :'v1' AND l.action = "
+                  "'member.request'", g) == [["1"]]
+    assert queued(st, owner) == 1
+    assert "moderators approve new members" in \
+        replies(sink, who, 2)[1].get_content()
+    # the link again: nothing to confirm, no second notice
+    r = st.https("POST", "/confirm?t=" + token, body=b"")
+    assert r.status == 200 and "Nothing to confirm" in r.text
+    assert queued(st, owner) == 1 and queued(st, who) == 2
