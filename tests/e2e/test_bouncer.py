@@ -504,3 +504,161 @@ def test_database_down_exits_1_with_summary(bst, tmp_path):
     assert r.returncode == 1, r.stderr
     assert re.search(r"bouncer: 0 candidate\(s\) examined: .* "
                      r"\(incomplete\)\n", r.stderr), r.stderr
+
+
+# ----------------------------------------------------- non-default settings
+
+def run_bouncer_with(st, tmp_path, **keys):
+    """The bouncer with the stack's configuration plus keys (bounce_*
+    settings the stack leaves at their defaults), as cron would run it
+    with another groups.conf."""
+    conf = tmp_path / f"bouncer-{uuid.uuid4().hex[:6]}.conf"
+    text = st.conf.read_text()
+    for k in keys:
+        assert not re.search(rf"(?m)^{k}\s*=", text), k
+    conf.write_text(text + "\n" + "".join(f"{k} = {v}\n"
+                                          for k, v in keys.items()))
+    r = subprocess.run([str(bin_dir() / "bouncer"), "-f", str(conf)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def test_soft_days_setting_moves_the_threshold(bst, tmp_path):
+    """bounce_soft_days = 3: a run of soft bounces that began 4 days ago
+    is enough (not with 7), and a quiet spell of 4 days ends a run (not
+    with 7); the same history judged again with the default agrees with
+    the default."""
+    st, _ = bst
+    short, _ = account(st, "short")      # 4, 2 and 0.5 days ago
+    young, _ = account(st, "young")      # a run of 2.5 days: too young
+    spaced, _ = account(st, "spaced")    # every 4 days since 9 days ago
+    gid, _ = group(st, [(a, "member") for a in (short, young, spaced)])
+    for d in (4, 2, 0.5):
+        event(st, short, d, gid=gid)
+    for d in (2.5, 1):
+        event(st, young, d, gid=gid)
+    for d in (9, 5, 1):
+        event(st, spaced, d, gid=gid)
+
+    run_bouncer_with(st, tmp_path, bounce_soft_days=3)
+    assert state(st, short)["status"] == "bouncing"
+    assert state(st, young) is None
+    assert state(st, spaced) is None
+    # with the default (7) the first would not have been paused yet, and
+    # the third's bounces are one run that began 9 days ago
+    run_bouncer(st)
+    assert state(st, young) is None
+    assert state(st, spaced)["status"] == "bouncing"
+
+
+def test_probe_settings_move_the_thresholds(bst, tmp_path):
+    """bounce_probes = 1, bounce_probe_days = 2: one probe ("check 1 of
+    1", its link valid 1 x 2 + 14 days), then bounced 2 days later when it
+    goes unanswered, and the moderators' notice says so."""
+    st, sink = bst
+    fresh, fresh_email = account(st, "one", {"status": "'bouncing'"})
+    # its one probe 2 days old: marked bounced (with the defaults it
+    # would wait 7 days and then get a second probe)
+    spent, spent_email = account(st, "spent", {
+        "status": "'bouncing'", "probes_sent": "1",
+        "last_probe_at": ago(2) + " - interval '1 minute'"})
+    # one probe a day old: still its chance
+    recent, _ = account(st, "fresh", {
+        "status": "'bouncing'", "probes_sent": "1",
+        "last_probe_at": ago(1)})
+    owner, owner_email = account(st, "owner")
+    _, gname = group(st, [(owner, "owner"), (fresh, "member"),
+                          (spent, "member"), (recent, "member")])
+    keys = {"bounce_probes": 1, "bounce_probe_days": 2}
+
+    run_bouncer_with(st, tmp_path, **keys)
+    assert state(st, spent)["status"] == "bounced"
+    assert state(st, recent)["status"] == "bouncing"
+    assert state(st, recent)["probes_sent"] == 1
+    s = state(st, fresh)
+    assert s["status"] == "bouncing" and s["probes_sent"] == 1, s
+    body = parse(wait_mail(sink, fresh_email)[0][1]).get_content()
+    assert "This is check 1 of 1." in " ".join(body.split()), body
+    tok = re.search(r"/bounce\?t=(\S+)", body).group(1)
+    days = (int(tok.split(".")[1]) - time.time()) / 86400
+    assert 1 * 2 + 13 < days < 1 * 2 + 15, days
+    notice = parse(wait_mail(sink, owner_email)[0][1])
+    assert "1 member marked as bounced" in notice["Subject"]
+    text = " ".join(notice.get_content().split())
+    assert spent_email in text and fresh_email not in text
+    assert "after 1 check over 2 days" in text, text
+    assert len(notices_to(st, spent_email)) == 0   # no second probe
+
+    # two days on, the one probe unanswered: bounced, without another
+    st.sql("UPDATE bounce_state SET last_probe_at = last_probe_at - "
+           "interval '2 days' WHERE account_id = :'v1'", fresh)
+    run_bouncer_with(st, tmp_path, **keys)
+    s = state(st, fresh)
+    assert s["status"] == "bounced" and s["probes_sent"] == 1, s
+    assert len(notices_to(st, fresh_email)) == 1
+    assert len(wait_mail(sink, owner_email, 2)) == 2
+
+
+def test_event_days_setting_ages_out_sooner(bst, tmp_path):
+    st, _ = bst
+    aid, _ = account(st, "agedten")
+    for d in (12, 10.1, 9, 3):
+        event(st, aid, d, counts=False)
+    run_bouncer(st)                 # 90 days: all stay
+    assert len(st.sql("SELECT 1 FROM bounce_events WHERE account_id = "
+                      ":'v1'", aid)) == 4
+    run_bouncer_with(st, tmp_path, bounce_event_days=10)
+    left = st.sql("SELECT round(extract(epoch FROM now() - received_at) / "
+                  "86400) FROM bounce_events WHERE account_id = :'v1' "
+                  "ORDER BY received_at", aid)
+    assert [int(float(r[0])) for r in left] == [9, 3]
+
+
+# ------------------------------------------------ bounced: no mail at all
+
+def post_to(st, sink, gname, sender, wait_for_addr):
+    """A post from member sender to gname through /v1/inbound; waits until
+    its outbox row is done and wait_for_addr has its copy.  Returns the
+    Message-ID."""
+    msgid = f"{uuid.uuid4().hex}@example.org"
+    raw = (f"From: <{sender}>\r\nTo: {gname}@{DOMAIN}\r\nSubject: news\r\n"
+           f"Message-ID: <{msgid}>\r\n\r\nhello\r\n").encode()
+    r = st.post("messageserver", "/v1/inbound", {
+        "mail_from": sender, "rcpts": [f"{gname}@{DOMAIN}"],
+        "client_addr": "127.0.0.1", "client_helo": "c",
+        "raw": base64.urlsafe_b64encode(raw).rstrip(b"=").decode()})
+    res = r.json()["messages"][0]
+    assert res["status"] == "archived", res
+    assert wait_for(lambda: st.sql(
+        "SELECT o.status FROM outbox o JOIN messages m ON m.id = "
+        "o.message_id WHERE m.message_id = :'v1'", msgid) == [["done"]], 30)
+    assert wait_for(lambda: any(msgid.encode() in d for _, d in
+                                mail_for(sink, wait_for_addr)), 30)
+    return msgid
+
+
+def test_bounced_by_the_bouncer_gets_nothing_from_any_group(bst):
+    """Bounce state is the account's: once the bouncer marks it bounced,
+    neither of its two groups sends it a post."""
+    st, sink = bst
+    x, x_email = account(st, "twogroups", {
+        "status": "'bouncing'", "probes_sent": str(PROBES),
+        "last_probe_at": ago(PROBE_DAYS) + " - interval '1 minute'"})
+    a1, a1_email = account(st, "peer1")
+    a2, a2_email = account(st, "peer2")
+    _, g1 = group(st, [(a1, "owner"), (x, "member")])
+    _, g2 = group(st, [(a2, "owner"), (x, "member")])
+    run_bouncer(st)
+    assert state(st, x)["status"] == "bounced"
+    ids = [post_to(st, sink, g, peer, peer) for g, peer in
+           ((g1, a1_email), (g2, a2_email))]
+    assert not any(i.encode() in d for i in ids
+                   for _, d in mail_for(sink, x_email))
+    assert st.sql("SELECT sum(o.receivers_sent) FROM outbox o JOIN "
+                  "messages m ON m.id = o.message_id WHERE m.message_id IN "
+                  "(:'v1', :'v2')", *ids) == [["2"]]
+    # restored, the next post of either group reaches it again
+    st.sql("UPDATE bounce_state SET status = 'ok', bounced_at = NULL, "
+           "ok_since = now() WHERE account_id = :'v1'", x)
+    post_to(st, sink, g2, a2_email, x_email)
