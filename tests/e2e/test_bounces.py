@@ -537,3 +537,32 @@ def test_state_transitions(bst):
     report(addr, 0, "")
     r = row(aid)
     assert r[0] == "ok" and r[1] == r[2], r
+
+
+def test_karl_report_stops_mail_from_the_other_group(bst):
+    """A 5xx karl meets in one group's delivery (its report to
+    messageserver) pauses the account for all its groups: the next post of
+    its other group is not even tried at that address."""
+    st, sink = bst
+    bad = f"{uniq('reject')}@example.net"     # the sink answers 550 5.1.1
+    ok1, ok2 = f"{uniq('fine')}@example.net", f"{uniq('fine')}@example.net"
+    aid, id1, id2 = account(st, bad), account(st, ok1), account(st, ok2)
+    g1, _ = group(st, [aid, id1])
+    g2, _ = group(st, [aid, id2])
+    post(st, sink, g1, [ok1])
+    assert wait_for(lambda: state(st, aid) == ("bouncing", "t", "t"), 30), \
+        st.log_tails()
+    assert [e[:5] for e in events(st, aid)] == [["hard", "karl", "5.1.1",
+                                                  "t", g1]]
+    with sink.lock:
+        tried = sink.tries[bad]
+    assert tried >= 1
+    _, mid2 = post(st, sink, g2, [ok2])
+    assert wait_for(lambda: st.sql("SELECT status FROM outbox WHERE "
+                                   "message_id = :'v1'", mid2) ==
+                    [["done"]], 30)
+    assert st.sql("SELECT receivers_sent FROM outbox WHERE message_id = "
+                  ":'v1'", mid2) == [["1"]]
+    with sink.lock:
+        assert sink.tries[bad] == tried
+    assert len(events(st, aid)) == 1
