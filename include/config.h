@@ -64,6 +64,9 @@ struct config {
 	int	 smtpd_max_errors;
 	int	 smtpd_cmd_timeout;
 	int	 smtpd_data_timeout;
+	int	 smtpd_session_deadline;
+	int	 smtpd_data_deadline;
+	int	 smtpd_max_junk;
 	/* DNS (DMARC lookups, MX lookups) */
 	char	*dns_resolver;
 	int	 dns_timeout_ms;

@@ -8,7 +8,9 @@
  * of a longer line; it must not end in CR unless more input can never
  * come).  Only <CRLF>.<CRLF> ends the data; a bare LF or a bare CR anywhere
  * sets bad_eol, and the message must then be refused (550 5.6.0).  Bytes
- * beyond max are counted but not kept (too_big: 552 5.3.4).
+ * beyond max are counted but not kept (too_big: 552 5.3.4).  A line of
+ * more than SMTP_MAX_DATA_LINE bytes (as sent, without its CRLF) sets
+ * long_line: refuse it too (550 5.6.0).
  */
 #ifndef SMTP_DATA_H
 #define SMTP_DATA_H
@@ -23,6 +25,8 @@ struct smtp_data {
 	size_t		 max;
 	int		 too_big;
 	int		 bad_eol;
+	int		 long_line;
+	size_t		 line;		/* bytes of the line so far */
 	int		 at_bol;	/* the previous piece ended in CRLF */
 };
 

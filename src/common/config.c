@@ -117,6 +117,13 @@ static const struct config_key config_keys[] = {
 	    "seconds to wait for a command"),
 	K_INT(smtpd_data_timeout, "600", 1, 7200,
 	    "seconds to wait for the message data"),
+	K_INT(smtpd_session_deadline, "1800", 1, 86400,
+	    "seconds a whole SMTP session may last (421 4.4.2)"),
+	K_INT(smtpd_data_deadline, "900", 1, 86400,
+	    "seconds from DATA's 354 to the final dot (421 4.4.2)"),
+	K_INT(smtpd_max_junk, "50", 1, 100000,
+	    "commands without progress (NOOP, RSET, HELP, VRFY, EXPN, "
+	    "a repeated HELO/EHLO) between accepted messages (421 4.7.0)"),
 	K_STR(dns_resolver, "", "DNS server as ip or ip:port "
 	    "(empty: the system resolver, /etc/resolv.conf)"),
 	K_INT(dns_timeout_ms, "2000", 100, 30000,

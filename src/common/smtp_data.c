@@ -2,10 +2,12 @@
 /*
  * smtp_data.c - DATA bodies: dot-unstuffing (RFC 5321 4.5.2), the size
  * bound, and the SMTP smuggling defence (only CRLF.CRLF ends the data; a
- * bare CR or LF marks the message as one to refuse).  See smtp_data.h.
+ * bare CR or LF marks the message as one to refuse), and the line length
+ * bound.  See smtp_data.h.
  */
 #include <string.h>
 
+#include "bounds.h"
 #include "smtp_data.h"
 
 void
@@ -36,6 +38,15 @@ append(struct smtp_data *d, const char *p, size_t n)
 	strbuf_append(d->msg, p, n);
 }
 
+/* line_add - n more bytes of the current line (as sent). */
+static void
+line_add(struct smtp_data *d, size_t n)
+{
+	d->line += n;
+	if (d->line > SMTP_MAX_DATA_LINE)
+		d->long_line = 1;
+}
+
 int
 smtp_data_feed(struct smtp_data *d, const char *p, size_t n, int lf)
 {
@@ -53,12 +64,15 @@ smtp_data_feed(struct smtp_data *d, const char *p, size_t n, int lf)
 			skip = 1;
 		append(d, p + skip, n - skip);
 		d->at_bol = 0;
+		line_add(d, n);
 		return 0;
 	}
 	crlf = n >= 2 && p[n - 2] == '\r';
 	content = n - (crlf ? 2 : 1);
 	if (!crlf || memchr(p, '\r', content) != NULL)
 		d->bad_eol = 1;
+	line_add(d, content);
+	d->line = 0;
 	if (crlf && d->at_bol && content == 1 && p[0] == '.')
 		return 1;
 	if (d->at_bol && content > 0 && p[0] == '.')

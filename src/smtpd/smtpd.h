@@ -12,9 +12,17 @@ struct messageserver_clnt;
 /* smtpd.c: the one messageserver client, shared by every thread. */
 extern struct messageserver_clnt *smtpd_ms;
 
-/* smtpd_session.c: the SMTP listener and its sessions. */
+/* smtpd_session.c: the SMTP listener and its sessions.  smtpd_listen
+ * calls smtpd_session_init (the metrics); smtpd_session_new starts a
+ * session on bev, which it owns from then on, for a client at peer (a
+ * numeric address); fd is the TCP socket under bev, or -1.  The fuzzer
+ * drives sessions over bufferevent pairs this way. */
+struct bufferevent;
 int	 smtpd_listen(struct event_base *, const char *host, int port);
 void	 smtpd_close(void);
+void	 smtpd_session_init(void);
+void	 smtpd_session_new(struct bufferevent *bev, evutil_socket_t fd,
+	    const char *peer);
 
 /* smtpd_tls.c: STARTTLS (OpenSSL); smtpd_tls_ctx is NULL when no
  * certificate is configured. */

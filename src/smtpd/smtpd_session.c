@@ -15,6 +15,10 @@
  * client, where the client is the TCP peer, except for the XCLIENT hosts
  * (nginx, which speaks for everyone from 127.0.0.1): their sessions are
  * counted by the address XCLIENT gives, and refused at XCLIENT.
+ * Besides the idle timeouts, deadlines bound a whole session
+ * (smtpd_session_deadline) and one message's data (smtpd_data_deadline),
+ * and commands that make no progress (NOOP, RSET...) are counted
+ * (smtpd_max_junk), so that a slow or idle client cannot keep a slot.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -71,6 +75,10 @@ struct session {
 	int		 helo;		/* 0, 1 HELO, 2 EHLO */
 	int		 tls;
 	int		 errors;
+	int		 junk;		/* commands without progress */
+	const char	*expired;	/* a deadline passed while busy */
+	struct event	*session_ev;	/* smtpd_session_deadline */
+	struct event	*data_ev;	/* smtpd_data_deadline */
 	int		 closing;
 	int		 dead;		/* gone while a job was running */
 	int		 throttled;	/* reading paused for our output */
@@ -160,6 +168,16 @@ set_timeout(struct session *s, int seconds)
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
 }
 
+/* deadline_arm - ev fires in seconds, however busy the client is. */
+static void
+deadline_arm(struct event *ev, int seconds)
+{
+	struct timeval tv = { seconds, 0 };
+
+	if (event_add(ev, &tv) == -1)
+		panic("smtpd: event_add failed");
+}
+
 static void
 session_free(struct session *s)
 {
@@ -173,6 +191,8 @@ session_free(struct session *s)
 		nsessions--;
 	txn_reset(s);
 	bufferevent_free(s->bev);
+	event_free(s->session_ev);
+	event_free(s->data_ev);
 	metric_add(m_open, -1);
 	free(s);
 }
@@ -344,6 +364,8 @@ do_helo(struct session *s, char *args, int ehlo)
 		s->errors++;
 		return;
 	}
+	if (s->helo)
+		s->junk++;	/* again, without XCLIENT or STARTTLS */
 	(void)strlcpy_chk(s->helo_name, args, sizeof(s->helo_name));
 	txn_reset(s);
 	s->helo = ehlo ? 2 : 1;
@@ -533,6 +555,7 @@ do_data(struct session *s, const char *args)
 	s->msgsize = 0;
 	token_random_id(s->msgid, 8);
 	set_timeout(s, cfg.smtpd_data_timeout);
+	deadline_arm(s->data_ev, cfg.smtpd_data_deadline);
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
@@ -607,22 +630,25 @@ session_command(struct session *s, char *line)
 	else if (!strcasecmp(line, "RSET")) {
 		txn_reset(s);
 		reply(s, "250 2.0.0 Ok");
-	} else if (!strcasecmp(line, "NOOP"))
+		s->junk++;
+	} else if (!strcasecmp(line, "NOOP")) {
 		reply(s, "250 2.0.0 Ok");
-	else if (!strcasecmp(line, "QUIT")) {
+		s->junk++;
+	} else if (!strcasecmp(line, "QUIT")) {
 		reply(s, "221 2.0.0 Bye");
 		session_close_after_reply(s);
 	} else if (!strcasecmp(line, "STARTTLS"))
 		do_starttls(s, args);
 	else if (!strcasecmp(line, "XCLIENT"))
 		do_xclient(s, args);
-	else if (!strcasecmp(line, "HELP"))
+	else if (!strcasecmp(line, "HELP")) {
 		reply(s, "214 2.0.0 See RFC 5321; mail to a group's address");
-	else if (!strcasecmp(line, "VRFY"))
-		reply(s, "252 2.5.0 Cannot verify, send some mail");
-	else if (!strcasecmp(line, "EXPN"))
-		reply(s, "502 5.5.1 EXPN not available");
-	else {
+		s->junk++;
+	} else if (!strcasecmp(line, "VRFY") || !strcasecmp(line, "EXPN")) {
+		/* No address lookups for harvesters (RFC 5321 7.3). */
+		reply(s, "502 5.5.1 %s not available", line);
+		s->junk++;
+	} else {
 		reply(s, "502 5.5.2 Command not recognized");
 		s->errors++;
 	}
@@ -707,6 +733,7 @@ inbound_done(void *arg)
 		metric_add(m_bytes, (int64_t)s->msgsize);
 		log_disposition(s, "queued", "");
 		reply(s, "250 2.0.0 Ok: queued as %s", s->msgid);
+		s->junk = 0;	/* progress */
 		break;
 	case MS_REFUSED:
 		metric_add(m_refused, 1);
@@ -736,6 +763,7 @@ data_end(struct session *s)
 	s->state = ST_CMD;
 	s->msgsize = s->data.size;
 	set_timeout(s, cfg.smtpd_cmd_timeout);
+	event_del(s->data_ev);
 	if (s->data.bad_eol) {
 		metric_add(m_refused, 1);
 		log_disposition(s, "refused", "bare CR or LF");
@@ -748,6 +776,14 @@ data_end(struct session *s)
 		metric_add(m_refused, 1);
 		log_disposition(s, "refused", "too big");
 		reply(s, "552 5.3.4 Message size exceeds fixed limit");
+		txn_reset(s);
+		return;
+	}
+	if (s->data.long_line) {
+		metric_add(m_refused, 1);
+		log_disposition(s, "refused", "line too long");
+		reply(s, "550 5.6.0 Message refused: a line is longer than "
+		    "%d bytes", SMTP_MAX_DATA_LINE);
 		txn_reset(s);
 		return;
 	}
@@ -860,6 +896,14 @@ session_read(struct bufferevent *bev, void *arg)
 			session_close_after_reply(s);
 			return;
 		}
+		if (!s->closing && s->junk >= cfg.smtpd_max_junk) {
+			log_warnx("smtpd %s: too many commands without "
+			    "progress from %s", s->id, s->client);
+			reply(s, "421 4.7.0 %s Too many commands without "
+			    "progress, closing connection", hostname());
+			session_close_after_reply(s);
+			return;
+		}
 	}
 	/* A line that never ends must not grow without bound. */
 	if (evbuffer_get_length(bufferevent_get_input(s->bev)) >
@@ -870,12 +914,57 @@ session_read(struct bufferevent *bev, void *arg)
 	}
 }
 
+/* session_expire - an idle timeout or a deadline (why says which, a
+ * static string): 421 4.4.2 and close. */
+static void
+session_expire(struct session *s, const char *why)
+{
+	if (s->free_pending)
+		return;
+	if (s->closing) {
+		/* It does not read our last reply either: go now. */
+		session_free_later(s);
+		return;
+	}
+	if (s->state == ST_BUSY) {
+		s->expired = why;	/* the job's answer first */
+		return;
+	}
+	log_info("smtpd %s: %s, client %s", s->id, why, s->client);
+	if (s->state == ST_DATA) {
+		s->msgsize = s->data.size;
+		log_disposition(s, "timeout", why);
+	}
+	reply(s, "421 4.4.2 %s %s, closing connection", hostname(), why);
+	session_close_after_reply(s);
+}
+
+static void
+session_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	session_expire(arg, "Session too long");
+}
+
+static void
+data_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	session_expire(arg, "Message data took too long");
+}
+
 /* session_resume - after a job: go on with pipelined input. */
 static void
 session_resume(struct session *s)
 {
 	if (s->closing)
 		return;
+	if (s->expired != NULL) {
+		session_expire(s, s->expired);
+		return;
+	}
 	bufferevent_enable(s->bev, EV_READ);
 	session_read(s->bev, s);
 }
@@ -916,14 +1005,7 @@ session_event(struct bufferevent *bev, short what, void *arg)
 	}
 	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) &&
 	    !s->closing) {
-		log_info("smtpd %s: timeout from %s", s->id, s->client);
-		if (s->state == ST_DATA) {
-			s->msgsize = s->data.size;
-			log_disposition(s, "timeout", "in DATA");
-		}
-		reply(s, "421 4.4.2 %s Timeout, closing connection",
-		    hostname());
-		session_close_after_reply(s);
+		session_expire(s, "Timeout");
 		return;
 	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
@@ -931,44 +1013,32 @@ session_event(struct bufferevent *bev, short what, void *arg)
 }
 
 
-/* smtpd_accept - a new connection: limits, then the greeting. */
-static void
-smtpd_accept(struct evconnlistener *l, evutil_socket_t fd,
-    struct sockaddr *sa, int salen, void *arg)
+/* smtpd_session_new - limits, then the greeting (see smtpd.h). */
+void
+smtpd_session_new(struct bufferevent *bev, evutil_socket_t fd,
+    const char *peer)
 {
-	struct event_base *base = evconnlistener_get_base(l);
+	struct event_base *base = bufferevent_get_base(bev);
 	struct session *s;
-	int on = 1;
 
-	(void)salen;
-	(void)arg;
 	s = xcalloc(1, sizeof(*s));
 	token_random_id(s->id, 8);
-	if (sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)sa)->sin_addr,
-		    s->peer, sizeof(s->peer));
-	else if (sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6,
-		    &((struct sockaddr_in6 *)(void *)sa)->sin6_addr, s->peer,
-		    sizeof(s->peer));
+	(void)strlcpy_chk(s->peer, peer, sizeof(s->peer));
 	(void)strlcpy_chk(s->client, s->peer, sizeof(s->client));
 	(void)strlcpy_chk(s->client_name, "unknown", sizeof(s->client_name));
 	s->xclient_ok = xclient_allowed(s->peer);
 	s->fd = fd;
-	/* Replies are whole lines written at once: Nagle only delays them. */
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-	s->bev = bufferevent_socket_new(base, fd,
-	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (s->bev == NULL) {
-		evutil_closesocket(fd);
-		free(s);
-		return;
-	}
+	s->bev = bev;
+	if ((s->session_ev = evtimer_new(base, session_deadline_cb, s)) ==
+	    NULL || (s->data_ev = evtimer_new(base, data_deadline_cb, s)) ==
+	    NULL)
+		panic("smtpd: evtimer_new failed");
 	metric_add(m_sessions, 1);
 	metric_add(m_open, 1);
 	bufferevent_setcb(s->bev, session_read, session_write, session_event,
 	    s);
 	set_timeout(s, cfg.smtpd_cmd_timeout);
+	deadline_arm(s->session_ev, cfg.smtpd_session_deadline);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	if ((s->next = sessions) != NULL)
 		sessions->prev = s;
@@ -990,14 +1060,41 @@ smtpd_accept(struct evconnlistener *l, evutil_socket_t fd,
 	reply(s, "220 %s ESMTP", hostname());
 }
 
-int
-smtpd_listen(struct event_base *base, const char *host, int port)
+/* smtpd_accept - a new connection: its socket, then the session. */
+static void
+smtpd_accept(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
 {
-	struct sockaddr_storage ss;
-	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-	socklen_t len;
+	struct event_base *base = evconnlistener_get_base(l);
+	struct bufferevent *bev;
+	char peer[INET6_ADDRSTRLEN] = "";
+	int on = 1;
 
+	(void)salen;
+	(void)arg;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)sa)->sin_addr,
+		    peer, sizeof(peer));
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6,
+		    &((struct sockaddr_in6 *)(void *)sa)->sin6_addr, peer,
+		    sizeof(peer));
+	/* Replies are whole lines written at once: Nagle only delays them. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	bev = bufferevent_socket_new(base, fd,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (bev == NULL) {
+		evutil_closesocket(fd);
+		return;
+	}
+	smtpd_session_new(bev, fd, peer);
+}
+
+void
+smtpd_session_init(void)
+{
+	if (m_sessions != NULL)
+		return;
 	m_sessions = metric_counter("smtpd_sessions_total",
 	    "SMTP sessions accepted", NULL);
 	m_open = metric_gauge("smtpd_sessions_open", "SMTP sessions open",
@@ -1025,6 +1122,17 @@ smtpd_listen(struct event_base *base, const char *host, int port)
 	m_rcpt_auth = metric_counter("smtpd_rcpts_from_auth_total",
 	    "Recipients accepted on auth_http's lookup (smtpd_routes.c)",
 	    NULL);
+}
+
+int
+smtpd_listen(struct event_base *base, const char *host, int port)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	socklen_t len;
+
+	smtpd_session_init();
 	memset(&ss, 0, sizeof(ss));
 	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
 		sin->sin_family = AF_INET;

@@ -10,7 +10,8 @@ defence, the recipient limit and the Received: header are checked end to
 end, what was handed over read back from the archive (the messages table);
 a closed messageserver port (451 4.3.0 at RCPT); a messageserver whose
 database is down at the end of DATA (a private stack: 451 4.3.0);
-connection limits; timeouts; STARTTLS with a self-signed certificate."""
+connection limits; timeouts and deadlines; commands without progress; the
+DATA line bound; STARTTLS with a self-signed certificate."""
 import os
 import select
 import smtplib
@@ -254,8 +255,10 @@ def test_mail_parameters_accepted(smtp):
 def test_informational_commands(smtp):
     c = smtp()
     assert c.cmd("HELP")[0] == 214
-    assert c.cmd("VRFY demo@localhost")[0] == 252
-    assert c.cmd("EXPN demo@localhost")[0] == 502
+    code, text = c.cmd("VRFY demo@localhost")   # refused, like EXPN
+    assert code == 502 and "5.5.1" in text, text
+    code, text = c.cmd("EXPN demo@localhost")
+    assert code == 502 and "5.5.1" in text, text
     assert c.cmd("NOOP")[0] == 250
     assert c.cmd("STARTTLS")[0] == 502          # not configured
 
@@ -564,6 +567,119 @@ def test_data_timeout(stack, private_smtpd):
     assert time.monotonic() - t0 < 4
     assert c.closed()
     assert archived(stack, msgid) == []
+
+
+def trickle(c, data, pause, limit):
+    """Send data a byte at a time, pause seconds apart, until a reply
+    comes (at most limit seconds): (code, text, seconds taken)."""
+    t0 = time.monotonic()
+    for b in data:
+        readable, _, _ = select.select([c.s], [], [], pause)
+        if readable or time.monotonic() - t0 > limit:
+            break
+        c.send(bytes([b]))
+    code, text = c.reply()
+    return code, text, time.monotonic() - t0
+
+
+def test_session_deadline(private_smtpd):
+    """A client that is never idle long (NOOP every 0.3 s, well inside
+    smtpd_cmd_timeout) is still closed when the session is too old."""
+    p = private_smtpd(smtpd_session_deadline=2, smtpd_cmd_timeout=10)
+    c = p.connect()
+    t0 = time.monotonic()
+    assert c.cmd("EHLO client.example")[0] == 250
+    code = 250
+    while code == 250 and time.monotonic() - t0 < 8:
+        readable, _, _ = select.select([c.s], [], [], 0.3)
+        code, text = c.reply() if readable else c.cmd("NOOP")
+    assert code == 421 and "4.4.2" in text and "Session too long" in text, \
+        text
+    assert 1.5 < time.monotonic() - t0 < 5
+    assert c.closed()
+
+
+def test_data_deadline(stack, private_smtpd):
+    """One byte every 0.3 s inside DATA resets the idle timeout forever;
+    smtpd_data_deadline ends it: 421 4.4.2, nothing archived."""
+    p = private_smtpd(smtpd_data_deadline=2, smtpd_data_timeout=10,
+                      smtpd_cmd_timeout=10)
+    c = p.connect()
+    envelope(c)
+    assert c.cmd("DATA")[0] == 354
+    raw, msgid = unique_msg(body=b"x" * 200 + b"\r\n")
+    code, text, took = trickle(c, raw + b".\r\n", 0.3, 8)
+    assert code == 421 and "4.4.2" in text and "too long" in text, text
+    assert 1.5 < took < 5
+    assert c.closed()
+    assert archived(stack, msgid) == []
+
+
+def test_junk_commands_limit(private_smtpd):
+    """NOOP, RSET, HELP, VRFY, EXPN and a repeated EHLO make no progress:
+    the smtpd_max_junk-th is answered, then 421 4.7.0 and close.  EHLO
+    after XCLIENT is not a repeat."""
+    p = private_smtpd(smtpd_max_junk=6)
+    c = p.connect()
+    assert c.cmd("EHLO client.example")[0] == 250
+    assert c.cmd("XCLIENT ADDR=192.0.2.7")[0] == 220
+    assert c.cmd("EHLO client.example")[0] == 250
+    for cmd in ("NOOP", "RSET", "HELP", "VRFY a@localhost",
+                "EXPN a@localhost"):
+        assert c.cmd(cmd)[0] in (214, 250, 502), cmd
+    assert c.cmd("EHLO again.example")[0] == 250     # the 6th
+    code, text = c.reply()
+    assert code == 421 and "4.7.0" in text and "progress" in text, text
+    assert c.closed()
+
+
+def test_accepted_message_resets_junk_count(stack, private_smtpd):
+    """A normal session under tight limits: RSET and NOOP between
+    messages, each message accepted, many messages in one session."""
+    p = private_smtpd(smtpd_max_junk=3, smtpd_session_deadline=30,
+                      smtpd_data_deadline=5)
+    ids = []
+    with smtplib.SMTP("127.0.0.1", p.port, timeout=10) as s:
+        s.ehlo("client.example")
+        for _ in range(4):
+            assert s.rset()[0] == 250
+            assert s.noop()[0] == 250
+            raw, msgid = unique_msg()
+            ids.append(msgid)
+            assert s.sendmail("alice@example.org", ["demo@localhost"],
+                              raw) == {}
+        assert s.noop()[0] == 250
+        assert s.docmd("QUIT")[0] == 221
+        s.close()
+    for msgid in ids:
+        assert [g for g, _, _ in archived(stack, msgid)] == ["demo"]
+
+
+DATA_LINE_MAX = 65536                   # SMTP_MAX_DATA_LINE (bounds.h)
+
+
+def test_data_line_bound(stack, private_smtpd):
+    """Lines far over RFC 5321's 998 are taken up to SMTP_MAX_DATA_LINE;
+    one byte more refuses the message (550 5.6.0) after the final dot,
+    and the session goes on."""
+    p = private_smtpd()
+    c = p.connect()
+    envelope(c)
+    assert c.cmd("DATA")[0] == 354
+    raw, ok_id = unique_msg(body=b"y" * DATA_LINE_MAX + b"\r\n")
+    c.send(raw + b".\r\n")
+    code, text = c.reply()
+    assert code == 250, text
+    envelope(c, mail="MAIL FROM:<b@example.org>")
+    assert c.cmd("DATA")[0] == 354
+    raw, long_id = unique_msg(body=b"z" * (DATA_LINE_MAX + 1) + b"\r\n")
+    c.send(raw + b".\r\n")
+    code, text = c.reply()
+    assert code == 550 and "5.6.0" in text and "line" in text, text
+    assert c.cmd("NOOP")[0] == 250
+    assert archived(stack, long_id) == []
+    rows = archived(stack, ok_id)
+    assert len(rows) == 1 and b"y" * DATA_LINE_MAX + b"\r\n" in rows[0][2]
 
 
 def test_bad_command_limit(private_smtpd):

@@ -2,7 +2,8 @@
 /*
  * test_smtp_data.c - unit tests of the DATA body state machine
  * (smtp_data.c): the end marker, dot-unstuffing, the size bound, and the
- * SMTP smuggling defence (bare LF / bare CR, "\n.\n" and "\n.\r\n").
+ * SMTP smuggling defence (bare LF / bare CR, "\n.\n" and "\n.\r\n"),
+ * the line length bound.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "bounds.h"
 #include "smtp_data.h"
 
 /* feed - split text after each LF as smtpd does; returns bytes consumed
@@ -114,6 +116,63 @@ test_pieces(void **state)
 	smtp_data_end(&d);
 }
 
+/* feed_line - a line of n bytes of 'x' (in 8 KiB pieces without LF, as
+ * smtpd takes a long line), then CRLF. */
+static void
+feed_line(struct smtp_data *d, size_t n)
+{
+	static char x[8192];
+	size_t k;
+
+	memset(x, 'x', sizeof(x));
+	for (; n > 0; n -= k) {
+		k = n < sizeof(x) ? n : sizeof(x);
+		assert_int_equal(smtp_data_feed(d, x, k, 0), 0);
+	}
+	assert_int_equal(smtp_data_feed(d, "\r\n", 2, 1), 0);
+}
+
+static void
+test_long_line(void **state)
+{
+	struct smtp_data d;
+
+	(void)state;
+	/* SMTP_MAX_DATA_LINE bytes is the longest line taken; many lines
+	 * just under it do not add up. */
+	smtp_data_begin(&d, 10 * SMTP_MAX_DATA_LINE);
+	feed_line(&d, SMTP_MAX_DATA_LINE);
+	feed_line(&d, SMTP_MAX_DATA_LINE);
+	assert_int_equal(feed(&d, ".\r\n"), 3);
+	assert_false(d.long_line);
+	assert_false(d.bad_eol);
+	assert_int_equal(strbuf_len(d.msg), 2 * (SMTP_MAX_DATA_LINE + 2));
+	smtp_data_end(&d);
+	/* one byte more, in pieces or in one line with its LF */
+	smtp_data_begin(&d, 10 * SMTP_MAX_DATA_LINE);
+	feed_line(&d, SMTP_MAX_DATA_LINE + 1);
+	assert_true(d.long_line);
+	assert_int_equal(feed(&d, "short\r\n.\r\n"), 10);	/* still ends */
+	assert_true(d.long_line);
+	smtp_data_end(&d);
+	{
+		static char line[SMTP_MAX_DATA_LINE + 3];
+
+		memset(line, 'y', sizeof(line));
+		line[SMTP_MAX_DATA_LINE + 1] = '\r';
+		line[SMTP_MAX_DATA_LINE + 2] = '\n';
+		smtp_data_begin(&d, 10 * SMTP_MAX_DATA_LINE);
+		assert_int_equal(smtp_data_feed(&d, line, sizeof(line), 1), 0);
+		assert_true(d.long_line);
+		smtp_data_end(&d);
+		smtp_data_begin(&d, 10 * SMTP_MAX_DATA_LINE);
+		assert_int_equal(smtp_data_feed(&d, line + 1, sizeof(line) - 1,
+		    1), 0);
+		assert_false(d.long_line);
+		smtp_data_end(&d);
+	}
+}
+
 int
 main(void)
 {
@@ -123,6 +182,7 @@ main(void)
 		cmocka_unit_test(test_smuggling),
 		cmocka_unit_test(test_too_big),
 		cmocka_unit_test(test_pieces),
+		cmocka_unit_test(test_long_line),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
