@@ -5,7 +5,9 @@ test_smtpd.py speaks to smtpd's backend port and checks the first-RCPT
 refusals nginx gets from auth_http; here every session goes through
 nginx's public SMTP port, the way senders reach the service: posts with
 swaks and smtplib (read back from the archive, with the Received: line
-smtpd wrote from nginx's XCLIENT), STARTTLS ended by nginx with the
+smtpd wrote from nginx's XCLIENT: the clients connect from 127.0.0.2 and
+up, so only XCLIENT can have told smtpd, whose TCP peer is nginx at
+127.0.0.1, that address), STARTTLS ended by nginx with the
 stack's certificate, recipients after the first (smtpd checks those, not
 auth_http), and the refusals that must survive the proxy: a bare LF in
 DATA, SIZE= over the limit and a message really over it."""
@@ -70,15 +72,18 @@ def message(subject):
     return raw, msgid
 
 
-def assert_archived_via_nginx(stack, msgid, helo):
+def assert_archived_via_nginx(stack, msgid, helo, client):
+    """The post is archived once, with smtpd's Received: naming the
+    client's address, which nginx passed in XCLIENT (client is not
+    127.0.0.1, nginx's own address and smtpd's TCP peer)."""
     rows = archived(stack, msgid)
     assert len(rows) == 1, rows
     group, sender, raw = rows[0]
     assert group == "demo" and sender == "alice@example.org"
     received = raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[0:3]
-    # smtpd's own Received:, with the address nginx passed in XCLIENT
     assert received[0].startswith(b"Received: from " + helo.encode()), raw
-    assert b"[127.0.0.1]" in received[0], raw
+    assert received[0].endswith(b" [" + client.encode() + b"])"), raw
+    assert b"127.0.0.1" not in received[0], raw
     return raw
 
 
@@ -94,6 +99,7 @@ def test_swaks_post(stack):
     r = subprocess.run(
         ["swaks", "--server", "127.0.0.1",
          "--port", str(stack.ports["smtp_public"]),
+         "--local-interface", "127.0.0.4",
          "--helo", "swaks.example", "--from", "alice@example.org",
          "--to", "demo@localhost", "--header", "Subject: swaks via nginx",
          "--header", f"Message-ID: <{msgid}>",
@@ -101,17 +107,17 @@ def test_swaks_post(stack):
         capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "250 2.0.0 Ok: queued as" in r.stdout, r.stdout
-    assert_archived_via_nginx(stack, msgid, "swaks.example")
+    assert_archived_via_nginx(stack, msgid, "swaks.example", "127.0.0.4")
 
 
 def test_smtplib_post(stack):
     raw, msgid = message("smtplib via nginx")
     with smtplib.SMTP("127.0.0.1", stack.ports["smtp_public"],
-                      timeout=30) as s:
+                      timeout=30, source_address=("127.0.0.2", 0)) as s:
         s.ehlo("smtplib.example")
         refused = s.sendmail("alice@example.org", ["demo@localhost"], raw)
     assert refused == {}
-    assert_archived_via_nginx(stack, msgid, "smtplib.example")
+    assert_archived_via_nginx(stack, msgid, "smtplib.example", "127.0.0.2")
 
 
 def test_starttls_smtplib(stack):
@@ -119,7 +125,7 @@ def test_starttls_smtplib(stack):
     on inside TLS and is archived."""
     raw, msgid = message("starttls via nginx")
     with smtplib.SMTP("127.0.0.1", stack.ports["smtp_public"],
-                      timeout=30) as s:
+                      timeout=30, source_address=("127.0.0.3", 0)) as s:
         code, text = s.ehlo("tls.example")
         assert code == 250 and s.has_extn("starttls"), text
         ctx = ssl.create_default_context()
@@ -135,7 +141,7 @@ def test_starttls_smtplib(stack):
         assert code == 250 and not s.has_extn("starttls"), text
         refused = s.sendmail("alice@example.org", ["demo@localhost"], raw)
     assert refused == {}
-    assert_archived_via_nginx(stack, msgid, "tls.example")
+    assert_archived_via_nginx(stack, msgid, "tls.example", "127.0.0.3")
 
 
 def swaks_has_tls():
@@ -151,6 +157,7 @@ def test_starttls_swaks(stack):
     r = subprocess.run(
         ["swaks", "--tls", "--server", "127.0.0.1",
          "--port", str(stack.ports["smtp_public"]),
+         "--local-interface", "127.0.0.5",
          "--helo", "swaks-tls.example", "--from", "alice@example.org",
          "--to", "demo@localhost", "--header", "Subject: swaks tls",
          "--header", f"Message-ID: <{msgid}>",
@@ -159,7 +166,8 @@ def test_starttls_swaks(stack):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "TLS started" in r.stdout, r.stdout
     assert "250 2.0.0 Ok: queued as" in r.stdout, r.stdout
-    assert_archived_via_nginx(stack, msgid, "swaks-tls.example")
+    assert_archived_via_nginx(stack, msgid, "swaks-tls.example",
+                              "127.0.0.5")
 
 
 @pytest.mark.parametrize("rcpt,code,esc", [
