@@ -10,7 +10,8 @@
  * is the route.  Otherwise, in order: an enabled forward_rules row for
  * (domain, local part), a rule of cfg.forward_rules (main domain only),
  * and postmaster, which RFC 5321 requires to be deliverable: without a
- * rule it goes to the site's first administrator (accounts.is_admin).
+ * rule it goes to the site's first administrator (accounts.is_admin)
+ * whose address is not at one of our domains.
  * Anything else is 404; the database being unreachable is 503.
  */
 #include <pthread.h>
@@ -87,13 +88,21 @@ forward(struct db *d, const char *domain, const char *local,
 		    sizeof(target));
 	}
 	if (found == 0 && strcmp(local, POSTMASTER) == 0) {
-		found = db_query_value(d, "SELECT email FROM accounts WHERE "
-		    "is_admin AND status = 'active' ORDER BY id LIMIT 1",
-		    DB_NOPARAMS, target, sizeof(target));
+		/* an address of ours is never a forward's receiver (the
+		 * seeded admin@<domain> is one): such an admin would make
+		 * postmaster a black hole, so only outside addresses count */
+		found = db_query_value(d, "SELECT a.email FROM accounts a "
+		    "WHERE a.is_admin AND a.status = 'active' AND "
+		    "lower(substring(a.email FROM '@([^@]*)$')) <> lower($1) "
+		    "AND NOT EXISTS (SELECT 1 FROM domains m WHERE m.name = "
+		    "lower(substring(a.email FROM '@([^@]*)$'))) "
+		    "ORDER BY a.id LIMIT 1",
+		    DB_PARAMS(cfg.domain != NULL ? cfg.domain : ""), target,
+		    sizeof(target));
 		if (found == 0)
 			log_warnx("messageserver: postmaster@%s has no forward "
-			    "rule and the site no administrator: refused",
-			    domain);
+			    "rule and the site no administrator with an "
+			    "outside address: refused", domain);
 	}
 	if (found != 1)
 		return found;

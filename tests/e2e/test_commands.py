@@ -232,16 +232,28 @@ def test_forward_rules_from_config_and_postmaster(cmd_stack):
     st.sql("INSERT INTO forward_rules (domain, local_part, target_address) "
            "VALUES ('localhost', 'info', 'table@example.org')")
     assert route("info@localhost") == ("forward", "table@example.org")
-    # postmaster: the first site admin when no rule names it
-    admin = st.sql("SELECT email FROM accounts WHERE is_admin AND status = "
-                   "'active' ORDER BY id LIMIT 1")[0][0]
-    assert route("PostMaster@localhost") == ("forward", admin)
-    st.sql("UPDATE accounts SET is_admin = false WHERE is_admin")
+    # postmaster: the first site admin with an address outside our
+    # domains when no rule names it (the seeded admin@localhost is ours)
+    seeded = st.sql("SELECT email FROM accounts WHERE is_admin AND status = "
+                    "'active' ORDER BY id")
+    assert seeded == [["admin@localhost"]], seeded
+    assert route("postmaster@localhost") == 404
+    st.sql("INSERT INTO domains (name) VALUES ('ours.test') ON CONFLICT "
+           "DO NOTHING")
+    admins = [addr("admin", d) for d in ("ours.test", "example.net",
+                                         "example.com")]
+    for a in admins:
+        st.sql("INSERT INTO accounts (email, is_admin) VALUES (:'v1', "
+               "true)", a)
     try:
-        assert route("postmaster@localhost") == 404
+        assert route("PostMaster@localhost") == ("forward", admins[1])
+        st.sql("UPDATE accounts SET status = 'disabled' WHERE email = "
+               ":'v1'", admins[1])
+        assert route("postmaster@localhost") == ("forward", admins[2])
     finally:
-        st.sql("UPDATE accounts SET is_admin = true WHERE email = :'v1'",
-               admin)
+        st.sql("UPDATE accounts SET is_admin = false WHERE email IN "
+               "(:'v1', :'v2', :'v3')", *admins)
+    assert route("postmaster@localhost") == 404
 
 
 # ------------------------------------------------------------- subscribing

@@ -24,7 +24,8 @@ from stack import Stack, wait_for
 DOMAIN = "localhost"
 # forward rules of the configuration (main domain): local part, target
 CONFIG_RULES = [("cfg-sales", "sales-team@example.net"),
-                ("cfg-abuse", "abuse-desk@example.net")]
+                ("cfg-abuse", "abuse-desk@example.net"),
+                ("abuse", "abuse-team@example.net")]
 
 
 @pytest.fixture(scope="module")
@@ -417,3 +418,90 @@ def test_config_rule_to_an_address(fwd):
                            policy=default_policy)
     assert m["X-Original-To"] == f"{local}@{DOMAIN}"
     assert m["X-Loop"] == f"{local}@{DOMAIN}"
+
+
+# ------------------------------------------------------ postmaster, roles
+
+def admin(st, email):
+    """A new active site administrator; returns the account id."""
+    return st.sql("INSERT INTO accounts (email, is_admin, email_verified) "
+                  "VALUES (:'v1', true, true) RETURNING id", email)[0][0]
+
+
+def rcpt_code(st, rcpt):
+    """What smtpd (through nginx) answers RCPT TO:<rcpt>."""
+    with smtplib.SMTP("127.0.0.1", st.ports["smtp_public"],
+                      timeout=30) as s:
+        s.ehlo("client.example")
+        s.mail("someone@example.org")
+        return s.rcpt(rcpt)[0]
+
+
+def test_postmaster_reaches_the_site_admin_once(fwd):
+    """postmaster@ our domain without a rule: by SMTP through nginx, to the
+    first active administrator whose address is outside our domains (the
+    seeded admin@<domain> is one of ours, and our addresses are never
+    receivers), once, as a forward."""
+    st, sink = fwd
+    make_group(st, [])      # the domain has a group to send through
+    ours = st.sql("SELECT email FROM accounts WHERE is_admin ORDER BY id")
+    assert ours and all(e[0].endswith(f"@{DOMAIN}") for e in ours), ours
+    ops = addr("ops")
+    aid = admin(st, ops)
+    try:
+        later = admin(st, addr("ops2"))    # a later admin gets nothing
+        sender = addr("reporter")
+        raw, msgid = message(f"PostMaster@{DOMAIN}", sender,
+                             "your server", body="Hello postmaster\r\n")
+        smtp_send(st, sender, f"PostMaster@{DOMAIN}", raw)
+        env, data = wait_got(sink, ops, msgid)[0]
+        assert "+bounces-" in env and env.endswith(f"@{DOMAIN}"), env
+        m = message_from_bytes(data, policy=default_policy)
+        assert m["X-Original-To"] == f"postmaster@{DOMAIN}"
+        assert m["X-Loop"] == f"postmaster@{DOMAIN}"
+        assert m["From"].addresses[0].addr_spec == sender
+        assert head_and_body(data)[1] == b"Hello postmaster\r\n"
+        settle(st)
+        assert len(got(sink, ops, msgid)) == 1
+        later_email = st.sql("SELECT email FROM accounts WHERE id = :'v1'",
+                             later)[0][0]
+        assert not got(sink, later_email, msgid)
+    finally:
+        st.sql("UPDATE accounts SET is_admin = false WHERE id = :'v1'", aid)
+    # only admins at our own domains: postmaster would go nowhere, so it
+    # is refused at RCPT (and logged: give it a rule)
+    st.sql("UPDATE accounts SET is_admin = false WHERE id = :'v1'", later)
+    assert rcpt_code(st, f"postmaster@{DOMAIN}") == 550
+    assert wait_for(lambda: st.errord_events(
+        daemon="messageserver", text=f"postmaster@{DOMAIN} has no forward "
+        "rule"), 10)
+
+
+def test_role_addresses_by_rule(fwd):
+    """abuse@ by a rule of the configuration, support@ by a row, and a
+    postmaster row that wins over the administrator: each delivered to
+    its target once."""
+    st, sink = fwd
+    make_group(st, [])
+    aid = admin(st, addr("ops"))
+    support, pm = addr("support-desk"), addr("pm-desk")
+    add_rule(st, "support", target_address=support)
+    add_rule(st, "postmaster", target_address=pm)
+    try:
+        for local, target in (("abuse", dict(CONFIG_RULES)["abuse"]),
+                              ("Support", support), ("postmaster", pm)):
+            sender = addr("writer")
+            raw, msgid = message(f"{local}@{DOMAIN}", sender, f"to {local}")
+            smtp_send(st, sender, f"{local}@{DOMAIN}", raw)
+            data = wait_got(sink, target, msgid)[0][1]
+            m = message_from_bytes(data, policy=default_policy)
+            assert m["X-Original-To"] == f"{local.lower()}@{DOMAIN}", local
+            settle(st)
+            assert len(got(sink, target, msgid)) == 1, local
+            ops = st.sql("SELECT email FROM accounts WHERE id = :'v1'",
+                         aid)[0][0]
+            assert not got(sink, ops, msgid), local
+    finally:
+        st.sql("DELETE FROM forward_rules WHERE domain = :'v1' AND "
+               "local_part IN ('support', 'postmaster')", DOMAIN)
+        st.sql("UPDATE accounts SET is_admin = false WHERE id = :'v1'", aid)
