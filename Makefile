@@ -169,6 +169,10 @@ FUZZ_FLAGS_outgoing := $(FUZZ_FLAGS_mime)
 FUZZ_LIBS_outgoing := $(FUZZ_LIBS_mime)
 FUZZ_EXTRA_karlsmtp := src/karl/karl_smtp.c
 FUZZ_FLAGS_karlsmtp := -Isrc/karl
+FUZZ_EXTRA_smtp_session := src/smtpd/smtpd_session.c src/smtpd/smtpd_routes.c
+FUZZ_FLAGS_smtp_session := -Isrc/smtpd $(call pc,libevent)
+FUZZ_LIBS_smtp_session := $(call pl,libevent libevent_openssl) \
+	-Wl,--wrap=messageserver_clnt_rcpt -Wl,--wrap=messageserver_clnt_inbound
 .SECONDEXPANSION:
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(COMMON_SRC) $$(FUZZ_EXTRA_$$*)
 	@mkdir -p build-fuzz
