@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * dns.h - TXT and MX lookups through glibc's libresolv, with a cache.
+ * dns.h - TXT, MX, A and AAAA lookups through glibc's libresolv, with a
+ * cache.
  *
  * Queries go to cfg.dns_resolver ("ip", "ip:port", "[v6]:port"; empty: the
  * servers of /etc/resolv.conf), each server tried once for
@@ -17,6 +18,8 @@
 #define DNS_H
 
 #include <stddef.h>
+
+#include <netinet/in.h>
 
 #define DNS_NAME_MAX		253	/* without the trailing dot */
 #define DNS_LABEL_MAX		63
@@ -39,6 +42,15 @@ struct dns_mx {
 	char		 host[DNS_NAME_MAX + 1];
 };
 
+/* An address of a host (A or AAAA record). */
+struct dns_addr {
+	int		 family;	/* AF_INET or AF_INET6 */
+	union {
+		struct in_addr	 v4;
+		struct in6_addr	 v6;
+	}		 u;
+};
+
 /* dns_txt - the TXT records of name, each one's strings joined (RFC 7208
  * 3.3); records over DNS_TXT_MAX or holding a NUL byte are left out.  On
  * DNS_OK *out is an allocated array of *n >= 1 allocated strings (free with
@@ -50,6 +62,15 @@ char	**dns_txt_free(char **txt, size_t n);
  * the order of the answer; a sender may shuffle them).  On DNS_OK *out is
  * one allocated array of *n >= 1 entries (caller frees); otherwise NULL. */
 int	 dns_mx(const char *domain, struct dns_mx **out, size_t *n);
+/* dns_addr - the addresses of name: its A records (family AF_INET), its
+ * AAAA records (AF_INET6), or both (AF_UNSPEC: the A records first, then
+ * the AAAA ones, each in the order of its answer).  With AF_UNSPEC one
+ * type's answer is enough: DNS_OK if either has addresses, DNS_NXDOMAIN
+ * only if both are negative, else DNS_TEMPFAIL.  Another family is
+ * DNS_BADNAME.  On DNS_OK *out is one allocated array of *n >= 1 entries
+ * (caller frees); otherwise NULL. */
+int	 dns_addr(const char *name, int family, struct dns_addr **out,
+	    size_t *n);
 
 /* dns_name_valid - 1 if name (one trailing dot allowed) is at most
  * DNS_NAME_MAX long, with labels of 1..DNS_LABEL_MAX letters, digits, '-'

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * dns.c - TXT and MX lookups through glibc's libresolv, with a cache.
+ * dns.c - TXT, MX, A and AAAA lookups through glibc's libresolv, with a
+ * cache.
  *
  * res_nmkquery + res_nsend rather than res_nquery: res_nquery hides the
  * length of a negative answer, and its SOA is what says how long to cache
@@ -17,6 +18,7 @@
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -356,7 +358,17 @@ dns_classify(int type, const unsigned char *pkt, int len, time_t *ttl)
 static const char *
 dns_type_name(int type)
 {
-	return type == ns_t_txt ? "TXT" : type == ns_t_mx ? "MX" : "?";
+	switch (type) {
+	case ns_t_txt:
+		return "TXT";
+	case ns_t_mx:
+		return "MX";
+	case ns_t_a:
+		return "A";
+	case ns_t_aaaa:
+		return "AAAA";
+	}
+	return "?";
 }
 
 static uint32_t
@@ -696,4 +708,73 @@ dns_mx(const char *domain, struct dns_mx **out, size_t *n)
 	}
 	*out = mx;
 	return DNS_OK;
+}
+
+/* dns_addr_one - append the A or AAAA records of norm to out[*n..]
+ * (at most DNS_RR_MAX in all); the lookup's result. */
+static int
+dns_addr_one(const char *norm, int family, struct dns_addr *out, size_t *n)
+{
+	int type = family == AF_INET ? ns_t_a : ns_t_aaaa;
+	size_t len1 = family == AF_INET ? 4 : 16, got = 0;
+	unsigned char *pkt;
+	ns_msg msg;
+	ns_rr rr;
+	int i, len, rc;
+
+	if ((rc = dns_resolve(type, norm, &pkt, &len)) != DNS_OK) {
+		if (rc == DNS_NXDOMAIN)
+			free(pkt);
+		return rc;
+	}
+	(void)ns_initparse(pkt, len, &msg);
+	for (i = 0; i < ns_msg_count(msg, ns_s_an) && *n < DNS_RR_MAX; i++) {
+		if (ns_parserr(&msg, ns_s_an, i, &rr) == -1)
+			break;
+		/* a CNAME's target records come along: any of the type will
+		 * do, since the server followed the chain for this name */
+		if ((int)ns_rr_type(rr) != type ||
+		    ns_rr_class(rr) != ns_c_in)
+			continue;
+		if (ns_rr_rdlen(rr) != len1) {
+			log_warnx("dns: %s %s: malformed record skipped",
+			    dns_type_name(type), norm);
+			continue;
+		}
+		memset(&out[*n], 0, sizeof(out[*n]));
+		out[*n].family = family;
+		memcpy(family == AF_INET ? (void *)&out[*n].u.v4 :
+		    (void *)&out[*n].u.v6, ns_rr_rdata(rr), len1);
+		(*n)++;
+		got++;
+	}
+	free(pkt);
+	return got > 0 ? DNS_OK : DNS_NXDOMAIN;
+}
+
+int
+dns_addr(const char *name, int family, struct dns_addr **out, size_t *n)
+{
+	char norm[DNS_NAME_MAX + 1];
+	struct dns_addr *a;
+	int rc4 = DNS_NXDOMAIN, rc6 = DNS_NXDOMAIN;
+
+	*out = NULL;
+	*n = 0;
+	if (family != AF_INET && family != AF_INET6 && family != AF_UNSPEC)
+		return DNS_BADNAME;
+	if (dns_normalize(name, norm) == -1)
+		return DNS_BADNAME;
+	a = xcalloc(DNS_RR_MAX, sizeof(*a));
+	if (family != AF_INET6)
+		rc4 = dns_addr_one(norm, AF_INET, a, n);
+	if (family != AF_INET)
+		rc6 = dns_addr_one(norm, AF_INET6, a, n);
+	if (*n > 0) {
+		*out = a;
+		return DNS_OK;
+	}
+	free(a);
+	return rc4 == DNS_TEMPFAIL || rc6 == DNS_TEMPFAIL ? DNS_TEMPFAIL :
+	    DNS_NXDOMAIN;
 }

@@ -2,7 +2,9 @@
 """dnsserver.py - a real DNS server (dnsmasq) for end-to-end tests.
 
     with DnsServer(txt={"_dmarc.reject.test": "v=DMARC1; p=reject"},
-                   mx={"example.test": [(10, "mx1.example.test")]}) as dns:
+                   mx={"example.test": [(10, "mx1.example.test")]},
+                   a={"mx1.example.test": "127.0.0.2"},
+                   aaaa={"v6.example.test": ["::1"]}) as dns:
         conf["dns_resolver"] = dns.resolver      # "127.0.0.1:PORT"
 
 dnsmasq runs in the foreground (--no-daemon: no pid file, no change of
@@ -14,6 +16,10 @@ NXDOMAIN, anything else is REFUSED (a tempfail for the caller).
 TXT values: a str is one record; a tuple of str is one record made of
 several strings (joined by the client, RFC 7208 3.3); a list holds several
 records, each a str or a tuple.  MX values: a list of (preference, host).
+A and AAAA values: an address, or a list of addresses (dnsmasq's
+host-record, one line each).  Several records of one name come back in
+the order given when round_robin is False, else rotated on each query
+(dnsmasq's default).
 
 query() is a minimal DNS client (struct and a UDP socket) used by the
 self-test and to wait for the server; it is a test helper, not product
@@ -31,7 +37,7 @@ import time
 
 DNSMASQ = os.environ.get("DNSMASQ", "/usr/sbin/dnsmasq")
 
-T_TXT, T_MX = 16, 15
+T_A, T_MX, T_TXT, T_AAAA = 1, 15, 16, 28
 
 
 def free_port():
@@ -94,7 +100,8 @@ def _read_name(msg, off):
 
 def query(server, name, qtype=T_TXT, timeout=1.0):
     """One UDP query to server (host, port).  Returns (rcode, answers):
-    TXT answers as lists of str, MX as (pref, host), others as bytes."""
+    TXT answers as lists of str, MX as (pref, host), A and AAAA as
+    address text, others as bytes."""
     qid = random.randrange(65536)
     pkt = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + \
         _encode_name(name) + struct.pack("!HH", qtype, 1)
@@ -128,6 +135,10 @@ def query(server, name, qtype=T_TXT, timeout=1.0):
         elif rtype == T_MX == qtype:
             answers.append((struct.unpack("!H", rdata[:2])[0],
                             _read_name(msg, off + 2)))
+        elif rtype == T_A == qtype:
+            answers.append(socket.inet_ntop(socket.AF_INET, rdata))
+        elif rtype == T_AAAA == qtype:
+            answers.append(socket.inet_ntop(socket.AF_INET6, rdata))
         elif rtype == qtype:
             answers.append(rdata)
         off += rdlen
@@ -137,9 +148,13 @@ def query(server, name, qtype=T_TXT, timeout=1.0):
 class DnsServer:
     """dnsmasq with the given records; a context manager."""
 
-    def __init__(self, txt=None, mx=None, local=("test",), ttl=300):
+    def __init__(self, txt=None, mx=None, local=("test",), ttl=300, a=None,
+                 aaaa=None, round_robin=True):
         self.txt = txt or {}
         self.mx = mx or {}
+        self.a = a or {}
+        self.aaaa = aaaa or {}
+        self.round_robin = round_robin
         self.local = local
         self.ttl = ttl
         self.proc = None
@@ -165,6 +180,15 @@ class DnsServer:
         for name, hosts in self.mx.items():
             for pref, host in hosts:
                 lines.append("mx-host=%s,%s,%d" % (name, host, pref))
+        for family, records in ((socket.AF_INET, self.a),
+                                (socket.AF_INET6, self.aaaa)):
+            for name, addrs in records.items():
+                for addr in [addrs] if isinstance(addrs, str) else addrs:
+                    # raises OSError on a bad address, before dnsmasq
+                    socket.inet_pton(family, addr)
+                    lines.append("host-record=%s,%s" % (name, addr))
+        if not self.round_robin:
+            lines.append("no-round-robin")
         return "\n".join(lines) + "\n"
 
     def start(self, timeout=10.0):
@@ -211,6 +235,7 @@ class DnsServer:
             return ""
 
     def query(self, name, qtype=T_TXT):
+        """One query to this server; see query()."""
         return query(("127.0.0.1", self.port), name, qtype)
 
     def stop(self, keep_dir=False):

@@ -1,12 +1,13 @@
 # SPDX-License-Identifier: MIT
 """Self-test of the DNS server helper (dnsserver.py): the records it is
-given are what dnsmasq answers, names it does not know under its local
+given are what dnsmasq answers (TXT, MX, A, AAAA; several addresses in
+the order given unless rotated), names it does not know under its local
 domains are NXDOMAIN, other names are refused, and stop() stops it."""
 import socket
 
 import pytest
 
-from dnsserver import T_MX, T_TXT, DnsServer, query
+from dnsserver import T_A, T_AAAA, T_MX, T_TXT, DnsServer, query
 
 NOERROR, NXDOMAIN, REFUSED = 0, 3, 5
 
@@ -54,6 +55,40 @@ def test_local_domains_and_bad_strings():
         DnsServer(txt={"x.test": "a" * 256}).start()
     with pytest.raises(ValueError):
         DnsServer(txt={"x.test": "two\nlines"}).start()
+
+
+def test_address_records():
+    a = {"one.test": "127.0.0.9",
+         "three.test": ["192.0.2.1", "192.0.2.2", "192.0.2.3"],
+         "both.test": "192.0.2.7"}
+    aaaa = {"both.test": "2001:db8::7",
+            "six.test": ["::1", "::ffff:127.0.0.9"]}
+    with DnsServer(a=a, aaaa=aaaa, mx={"mx.test": [(10, "one.test")]},
+                   round_robin=False) as dns:
+        assert dns.query("one.test", T_A) == (NOERROR, ["127.0.0.9"])
+        # in the order given, every time
+        for _ in range(3):
+            assert dns.query("three.test", T_A) == (
+                NOERROR, ["192.0.2.1", "192.0.2.2", "192.0.2.3"])
+        assert dns.query("both.test", T_A) == (NOERROR, ["192.0.2.7"])
+        assert dns.query("both.test", T_AAAA) == (NOERROR, ["2001:db8::7"])
+        assert dns.query("six.test", T_AAAA) == (
+            NOERROR, ["::1", "::ffff:127.0.0.9"])
+        # a name with AAAA only, or MX only, has no A: no data
+        assert dns.query("six.test", T_A) == (NOERROR, [])
+        assert dns.query("mx.test", T_A) == (NOERROR, [])
+        assert dns.query("one.test", T_AAAA) == (NOERROR, [])
+        assert dns.query("nothing.test", T_A) == (NXDOMAIN, [])
+        assert dns.query("mx.test", T_MX) == (NOERROR, [(10, "one.test")])
+    # dnsmasq's default rotates them
+    with DnsServer(a=a) as dns:
+        seen = {tuple(dns.query("three.test", T_A)[1]) for _ in range(6)}
+        assert len(seen) > 1 and all(sorted(s) == a["three.test"]
+                                     for s in seen)
+    with pytest.raises(OSError):
+        DnsServer(a={"x.test": "::1"}).start()
+    with pytest.raises(OSError):
+        DnsServer(aaaa={"x.test": "300.1.1.1"}).start()
 
 
 def test_two_servers_at_once():

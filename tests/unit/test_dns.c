@@ -7,7 +7,8 @@
  * (--no-daemon: no pid file, no change of user, so root is no different),
  * answering only from its command line (--local=/test/ makes unknown names
  * NXDOMAIN instead of REFUSED).  Covered: TXT (multi-string, several
- * records, one too large, one over TCP), MX order, NXDOMAIN and no-data,
+ * records, one too large, one over TCP), MX order, A and AAAA (one type,
+ * both, several records, one type's tempfail), NXDOMAIN and no-data,
  * bad names, every DMARC outcome including the organizational-domain
  * fallback with sp=, a timeout against a socket that never answers, the
  * cache (hit with the server gone, flush, TTL expiry, LRU eviction, off),
@@ -75,6 +76,14 @@ static const char *const records[] = {
 	"--mx-host=mx.test,mx1.mx.test,10",
 	"--mx-host=mx.test,mx3.mx.test,20",
 	"--mx-host=mx.test,mx0.mx.test,5",
+	"--host-record=mx1.mx.test,192.0.2.1",
+	"--host-record=multi.test,192.0.2.11",
+	"--host-record=multi.test,192.0.2.12",
+	"--host-record=multi.test,192.0.2.13",
+	"--host-record=six.test,2001:db8::6",
+	"--host-record=both.test,192.0.2.7,2001:db8::7",
+	"--host-record=Mixed.Case.test,192.0.2.8",
+	"--cname=alias.test,both.test",
 };
 
 static char *big_arg, *huge_arg;
@@ -371,6 +380,121 @@ test_mx(void **state)
 	assert_int_equal(n, 4);
 	assert_string_equal(mx[0].host, "mx0.mx.test");
 	free(mx);
+}
+
+/* has_addr - one of a[0..n) is the family's address text. */
+static int
+has_addr(const struct dns_addr *a, size_t n, int family, const char *text)
+{
+	unsigned char want[16];
+	size_t i;
+
+	assert_int_equal(inet_pton(family, text, want), 1);
+	for (i = 0; i < n; i++)
+		if (a[i].family == family && memcmp(family == AF_INET ?
+		    (const void *)&a[i].u.v4 : (const void *)&a[i].u.v6, want,
+		    family == AF_INET ? 4 : 16) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+test_addr(void **state)
+{
+	struct dns_addr *a = (struct dns_addr *)1;
+	size_t n = 7;
+
+	(void)state;
+	NEED_DNSMASQ();
+	/* one A record, the MX target of mx.test */
+	assert_int_equal(dns_addr("mx1.mx.test", AF_INET, &a, &n), DNS_OK);
+	assert_int_equal(n, 1);
+	assert_true(has_addr(a, n, AF_INET, "192.0.2.1"));
+	free(a);
+	/* three A records, all of them; the cached copy the same */
+	assert_int_equal(dns_addr("multi.test", AF_UNSPEC, &a, &n), DNS_OK);
+	assert_int_equal(n, 3);
+	assert_true(has_addr(a, n, AF_INET, "192.0.2.11"));
+	assert_true(has_addr(a, n, AF_INET, "192.0.2.12"));
+	assert_true(has_addr(a, n, AF_INET, "192.0.2.13"));
+	free(a);
+	assert_int_equal(dns_addr("MULTI.test.", AF_INET, &a, &n), DNS_OK);
+	assert_int_equal(n, 3);
+	free(a);
+	/* AAAA only: no A (no data), the AAAA with AF_UNSPEC */
+	assert_int_equal(dns_addr("six.test", AF_INET, &a, &n), DNS_NXDOMAIN);
+	assert_null(a);
+	assert_int_equal(n, 0);
+	assert_int_equal(dns_addr("six.test", AF_INET6, &a, &n), DNS_OK);
+	assert_int_equal(n, 1);
+	assert_true(has_addr(a, n, AF_INET6, "2001:db8::6"));
+	free(a);
+	assert_int_equal(dns_addr("six.test", AF_UNSPEC, &a, &n), DNS_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(a[0].family, AF_INET6);
+	free(a);
+	/* both: the A record first */
+	assert_int_equal(dns_addr("both.test", AF_UNSPEC, &a, &n), DNS_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(a[0].family, AF_INET);
+	assert_true(has_addr(a, 1, AF_INET, "192.0.2.7"));
+	assert_int_equal(a[1].family, AF_INET6);
+	assert_true(has_addr(a + 1, 1, AF_INET6, "2001:db8::7"));
+	free(a);
+	/* through a CNAME */
+	assert_int_equal(dns_addr("alias.test", AF_UNSPEC, &a, &n), DNS_OK);
+	assert_int_equal(n, 2);
+	free(a);
+	assert_int_equal(dns_addr("mixed.case.TEST", AF_INET, &a, &n), DNS_OK);
+	free(a);
+	/* no such name, a name with other records only, bad input */
+	assert_int_equal(dns_addr("nothing.test", AF_UNSPEC, &a, &n),
+	    DNS_NXDOMAIN);
+	assert_null(a);
+	assert_int_equal(dns_addr("mx.test", AF_UNSPEC, &a, &n),
+	    DNS_NXDOMAIN);
+	assert_int_equal(dns_addr("a b.test", AF_UNSPEC, &a, &n),
+	    DNS_BADNAME);
+	assert_int_equal(dns_addr("both.test", AF_UNIX, &a, &n),
+	    DNS_BADNAME);
+	assert_null(a);
+	assert_int_equal(n, 0);
+}
+
+/* With AF_UNSPEC one type's answer is enough; a tempfail of both, or a
+ * tempfail beside a negative answer, is a tempfail. */
+static void
+test_addr_tempfail(void **state)
+{
+	struct dns_addr *a;
+	size_t n;
+
+	(void)state;
+	NEED_DNSMASQ();
+	assert_int_equal(dns_addr("both.test", AF_INET, &a, &n), DNS_OK);
+	free(a);
+	assert_int_equal(dns_addr("six.test", AF_INET, &a, &n), DNS_NXDOMAIN);
+	assert_int_equal(dns_addr("multi.test", AF_UNSPEC, &a, &n), DNS_OK);
+	free(a);
+	stop_dnsmasq();
+	/* A from the cache, AAAA not answered: the A record */
+	assert_int_equal(dns_addr("both.test", AF_UNSPEC, &a, &n), DNS_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(a[0].family, AF_INET);
+	free(a);
+	/* the negative A from the cache, AAAA not answered */
+	assert_int_equal(dns_addr("six.test", AF_UNSPEC, &a, &n),
+	    DNS_TEMPFAIL);
+	assert_null(a);
+	assert_int_equal(n, 0);
+	/* both cached (AAAA negative): no query needed */
+	assert_int_equal(dns_addr("multi.test", AF_UNSPEC, &a, &n), DNS_OK);
+	assert_int_equal(n, 3);
+	free(a);
+	assert_int_equal(dns_addr("nothing.test", AF_UNSPEC, &a, &n),
+	    DNS_TEMPFAIL);
+	assert_int_equal(dns_addr("nothing.test", AF_INET6, &a, &n),
+	    DNS_TEMPFAIL);
 }
 
 static void
@@ -719,6 +843,8 @@ main(void)
 		cmocka_unit_test_setup(test_txt, setup),
 		cmocka_unit_test_setup(test_nxdomain_nodata, setup),
 		cmocka_unit_test_setup(test_mx, setup),
+		cmocka_unit_test_setup(test_addr, setup),
+		cmocka_unit_test_setup(test_addr_tempfail, setup),
 		cmocka_unit_test_setup(test_bad_names, setup),
 		cmocka_unit_test_setup(test_dmarc_policies, setup),
 		cmocka_unit_test_setup(test_ipv6, setup),
