@@ -137,7 +137,10 @@ int	 karl_maildir_deliver(const char *dir, const char *to,
 /* karl_smtp.c: the SMTP transport (PIPELINING client, poll(2)). */
 struct karl_smtp;
 struct karl_smtp_msg {
-	const char	*host;		/* relay or MX host */
+	const char	*host;		/* relay or MX host (TLS SNI, logs,
+					   sessions are reused per host) */
+	const char	*addr;		/* the address to connect to (an MX
+					   address); NULL: resolve host */
 	int		 port;
 	const char	*mail_from;
 	const char	*rcpt;

@@ -25,6 +25,7 @@
  * recorded reported.  Locking: one mutex (dl.lock) for the queues, the
  * set of receivers out, the job cache and the per-domain counts.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -54,7 +55,18 @@
 #define DIAG_LEN	1000
 #define RECORD_BATCH	64	/* fewer outcomes: wait RECORD_WAIT_NS */
 #define RECORD_WAIT_NS	2000000
-#define MX_TRY		3	/* MX hosts tried in one attempt */
+#define MX_ADDR_MAX	5	/* addresses tried in one attempt, over all
+				   MX hosts (Postfix's smtp_mx_address_limit) */
+#define MX_LOOKUP_MAX	5	/* MX host names looked up for one attempt */
+#define SMTP_PORT	25
+
+/* One place to try: a host name (the MX; for TLS SNI, logs and session
+ * reuse) and the address to connect to ("": the transport resolves the
+ * name, for the relay). */
+struct target {
+	char		 host[DNS_NAME_MAX + 1];
+	char		 addr[INET6_ADDRSTRLEN];
+};
 
 struct jobref {
 	char			 id[KARL_JOB_MAX + 1];
@@ -90,9 +102,8 @@ struct work {
 	/* prepared by a worker */
 	char		*msg, *mail_from;
 	size_t		 len;
-	char		 host[DNS_NAME_MAX + 1];
-	char		 alt[MX_TRY - 1][DNS_NAME_MAX + 1];	/* next MXs */
-	int		 nalt, port;
+	struct target	*tgt;		/* in order (allocated) */
+	int		 ntgt, itgt, port;	/* itgt: the one being tried */
 	/* outcome */
 	int		 done;		/* set before the transport */
 	int		 ok, code;
@@ -690,51 +701,134 @@ report(struct work *w)
 		    b.rcpt);
 }
 
-/* route - where w goes: the relay, or an MX of its domain (rotating
- * through them on retries), or the domain itself without MX. */
+/* mx_order - rotate each run of equal preferences in mx[0..n) by
+ * attempts: RFC 5321 5.1 wants them spread, and a retry then starts at
+ * another one of them.  Preferences themselves are kept in order. */
+static void
+mx_order(struct dns_mx *mx, size_t n, long long attempts)
+{
+	struct dns_mx tmp;
+	size_t i, j, k, len, r;
+
+	for (i = 0; i < n; i = j) {
+		for (j = i + 1; j < n && mx[j].pref == mx[i].pref; j++)
+			;
+		len = j - i;
+		if (len < 2 || (r = (size_t)(attempts % (long long)len)) == 0)
+			continue;
+		for (k = 0; k < r; k++) {
+			tmp = mx[i];
+			memmove(&mx[i], &mx[i + 1], sizeof(*mx) * (len - 1));
+			mx[j - 1] = tmp;
+		}
+	}
+}
+
+/* add_target - host at addr (text) as w's next target, if there is room. */
+static void
+add_target(struct work *w, const char *host, const char *addr)
+{
+	if (w->ntgt >= MX_ADDR_MAX)
+		return;
+	strlcpy_chk(w->tgt[w->ntgt].host, host, sizeof(w->tgt[0].host));
+	strlcpy_chk(w->tgt[w->ntgt].addr, addr, sizeof(w->tgt[0].addr));
+	w->ntgt++;
+}
+
+/* host_targets - the addresses of host (an MX, or the domain itself when
+ * it has none) as w's next targets: A then AAAA, through dns.h (the
+ * configured dns_resolver and the cache); an address literal as it is
+ * (tests name 127.0.0.x as MX).  The lookup's result. */
+static int
+host_targets(struct work *w, const char *host)
+{
+	struct in_addr in4;
+	struct dns_addr *a;
+	char text[INET6_ADDRSTRLEN];
+	size_t n, i;
+	int rc;
+
+	if (inet_pton(AF_INET, host, &in4) == 1) {
+		add_target(w, host, host);
+		return DNS_OK;
+	}
+	if ((rc = dns_addr(host, AF_UNSPEC, &a, &n)) != DNS_OK)
+		return rc;
+	for (i = 0; i < n; i++)
+		if (inet_ntop(a[i].family, &a[i].u, text, sizeof(text)) != NULL)
+			add_target(w, host, text);
+	free(a);
+	return DNS_OK;
+}
+
+/* route - where w goes: the relay; or every address of its domain's MX
+ * hosts in preference order (at most MX_ADDR_MAX), or of the domain
+ * itself when it has no MX (RFC 5321 5.1).  A domain, or all its MX
+ * hosts, without any address record fails for good, as in Postfix (its
+ * smtp_defer_if_no_mx_address_found = no); a DNS tempfail defers. */
 static int
 route(struct work *w)
 {
-	struct dns_mx *mx = NULL;
-	size_t n = 0, first, i;
-	int rc;
+	struct dns_mx *mx = NULL, implicit;
+	char diag[DIAG_LEN];
+	size_t n = 0, i, looked = 0;
+	int rc, temp = 0;
 
+	w->tgt = xcalloc(MX_ADDR_MAX, sizeof(*w->tgt));
 	if (dl.relay) {
-		strlcpy_chk(w->host, cfg.karl_relay_host, sizeof(w->host));
+		add_target(w, cfg.karl_relay_host, "");
 		w->port = cfg.karl_relay_port;
 		return 0;
 	}
-	w->port = 25;
+	w->port = SMTP_PORT;
 	rc = dns_mx(w->dom->name, &mx, &n);
-	if (rc == DNS_NXDOMAIN) {
-		/* RFC 5321 5.1: no MX, the domain's A/AAAA is the host */
-		strlcpy_chk(w->host, w->dom->name, sizeof(w->host));
-		return 0;
-	}
 	if (rc == DNS_BADNAME) {
 		set_outcome(w, 0, 550, "550 5.1.2 bad destination domain");
 		return -1;
 	}
-	if (rc != DNS_OK) {
+	if (rc == DNS_TEMPFAIL) {
 		set_outcome(w, 0, 0, "MX lookup failed (tempfail)");
 		return -1;
 	}
-	if (n == 1 && mx[0].host[0] == '\0') {
+	if (rc == DNS_OK && n == 1 && mx[0].host[0] == '\0') {
 		free(mx);
 		set_outcome(w, 0, 556, "556 5.1.10 domain accepts no mail "
 		    "(null MX)");
 		return -1;
 	}
-	/* start at a different host each attempt; on no connection the
-	 * transport goes on to the next ones within the attempt */
-	first = (size_t)(rec_int(w->rec, R_ATTEMPTS) % (long long)n);
-	strlcpy_chk(w->host, mx[first].host, sizeof(w->host));
-	for (i = 1; i < n && i < MX_TRY; i++)
-		if (mx[(first + i) % n].host[0] != '\0')
-			strlcpy_chk(w->alt[w->nalt++], mx[(first + i) % n].host,
-			    sizeof(w->alt[0]));
-	free(mx);
-	return 0;
+	if (rc == DNS_NXDOMAIN) {
+		/* no MX: the domain is its own MX (the "implicit MX") */
+		memset(&implicit, 0, sizeof(implicit));
+		strlcpy_chk(implicit.host, w->dom->name, sizeof(implicit.host));
+		mx = &implicit;
+		n = 1;
+	} else
+		mx_order(mx, n, rec_int(w->rec, R_ATTEMPTS));
+	for (i = 0; i < n && w->ntgt < MX_ADDR_MAX; i++) {
+		if (mx[i].host[0] == '\0')
+			continue;	/* a null MX among others: ignored */
+		if (looked++ == MX_LOOKUP_MAX) {
+			temp = 1;	/* more hosts than we look up */
+			break;
+		}
+		if (host_targets(w, mx[i].host) == DNS_TEMPFAIL)
+			temp = 1;
+	}
+	if (mx != &implicit)
+		free(mx);
+	if (w->ntgt > 0)
+		return 0;
+	if (temp) {
+		snprintf(diag, sizeof(diag), "%s lookup failed (tempfail)",
+		    rc == DNS_NXDOMAIN ? "A/AAAA" : "MX host A/AAAA");
+		set_outcome(w, 0, 0, diag);
+	} else if (rc == DNS_NXDOMAIN)
+		set_outcome(w, 0, 550, "550 5.1.2 domain has no MX, A or AAAA "
+		    "record (no such domain)");
+	else
+		set_outcome(w, 0, 550, "550 5.4.4 no A or AAAA record for any "
+		    "MX host of the domain");
+	return -1;
 }
 
 /* prepare - w's message, or its outcome when it cannot go. */
@@ -803,14 +897,12 @@ smtp_done(void *arg, int ok, int code, const char *diag)
 	dl.flying--;
 	w->dom->flying--;
 	pthread_mutex_unlock(&dl.lock);
-	if (!ok && code == 0 && w->nalt > 0 && !dl.stop) {
-		/* no connection or no answer: the next MX, now */
-		log_info("karl: job %s: %s: %s: %s; trying %s", w->job->id,
-		    rec_str(w->rec, F_KARL_TO), w->host, diag, w->alt[0]);
-		strlcpy_chk(w->host, w->alt[0], sizeof(w->host));
-		memmove(w->alt[0], w->alt[1], sizeof(w->alt[0]) *
-		    (size_t)(MX_TRY - 2));
-		w->nalt--;
+	if (!ok && code == 0 && w->itgt + 1 < w->ntgt && !dl.stop) {
+		/* no connection or no answer: the next address, now */
+		w->itgt++;
+		log_info("karl: job %s: %s: %s; trying %s [%s]", w->job->id,
+		    rec_str(w->rec, F_KARL_TO), diag, w->tgt[w->itgt].host,
+		    w->tgt[w->itgt].addr);
 		q_push(&xp_pending, w);
 		xp_again = 1;
 		return;
@@ -934,6 +1026,7 @@ flush(struct queue *q)
 		json_decref(recs[i]);
 		json_decref(w->rec);
 		free(w->msg);
+		free(w->tgt);
 		free(w->mail_from);
 		free(w);
 	}
@@ -977,7 +1070,9 @@ start(struct work *w)
 	dl.flying++;
 	w->dom->flying++;
 	pthread_mutex_unlock(&dl.lock);
-	m.host = w->host;
+	m.host = w->tgt[w->itgt].host;
+	m.addr = w->tgt[w->itgt].addr[0] != '\0' ? w->tgt[w->itgt].addr :
+	    NULL;
 	m.port = w->port;
 	m.mail_from = w->mail_from;
 	m.rcpt = rec_str(w->rec, F_KARL_TO);
@@ -1151,6 +1246,7 @@ karl_deliver_fini(void)
 	while ((w = q_pop(&xp_done)) != NULL) {
 		json_decref(w->rec);
 		free(w->msg);
+		free(w->tgt);
 		free(w->mail_from);
 		free(w);
 	}

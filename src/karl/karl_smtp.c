@@ -20,10 +20,13 @@
  * once on a fresh connection before anything counts.  STARTTLS follows
  * karl_relay_tls towards the relay (require: verified against the system
  * CAs and the relay's name); towards an MX it is opportunistic and
- * unverified, as Postfix's "may".  AUTH failures are temporary: a wrong
- * password must not bounce the receivers.  Host names are resolved by a
- * small resolver thread (getaddrinfo may block) with a short cache;
- * addresses are used as they are.  Each transaction may take
+ * unverified, as Postfix's "may": a failed handshake is tried once more on
+ * a fresh connection without STARTTLS.  AUTH failures are temporary: a
+ * wrong password must not bounce the receivers.  MX addresses come with
+ * each message (karl_deliver.c looks them up through dns.h); the relay's
+ * name is resolved by a small resolver thread (getaddrinfo may block: the
+ * system resolver, /etc/hosts included) with a short cache, its first
+ * address used.  Each transaction may take
  * karl_smtp_timeout seconds in all, so a host that accepts and never
  * answers holds its slot that long and no longer.
  */
@@ -97,7 +100,10 @@ struct conn {
 	SSL		*ssl;
 	enum cstate	 st;
 	char		 host[256];
+	char		 ip[INET6_ADDRSTRLEN];	/* to connect to; "": resolve
+						   host */
 	int		 port;
+	int		 plain;		/* TLS failed here once: no STARTTLS */
 	int		 pipelining, starttls, auth_plain, auth_login;
 	int		 tls_on, authed, used;
 	unsigned	 gen;		/* counts (re)connections */
@@ -266,7 +272,8 @@ lookup(struct karl_smtp *s, struct conn *c)
 	time_t now = time(NULL);
 	int i, rc = 0;
 
-	if (numeric(c->host, c->port, &c->addr, &c->alen) == 0)
+	if (numeric(c->ip[0] != '\0' ? c->ip : c->host, c->port, &c->addr,
+	    &c->alen) == 0)
 		return 1;
 	pthread_mutex_lock(&s->lock);
 	for (i = 0; i < RESOLVE_SLOTS; i++) {
@@ -342,8 +349,12 @@ lost(struct karl_smtp *s, struct conn *c, struct xfer *x, const char *why)
 {
 	if (!x->failed) {
 		x->code = 0;
-		snprintf(x->diag, sizeof(x->diag), "%s:%d: %s", c->host,
-		    c->port, why);
+		if (c->ip[0] != '\0' && strcmp(c->ip, c->host) != 0)
+			snprintf(x->diag, sizeof(x->diag), "%s [%s]:%d: %s",
+			    c->host, c->ip, c->port, why);
+		else
+			snprintf(x->diag, sizeof(x->diag), "%s:%d: %s",
+			    c->host, c->port, why);
 	}
 	xfer_end(s, x, 0);
 }
@@ -506,7 +517,7 @@ after_ehlo(struct karl_smtp *s, struct conn *c)
 	struct strbuf *sb;
 	char *t;
 
-	if (!c->tls_on && tls > 0 && c->starttls) {
+	if (!c->tls_on && tls > 0 && c->starttls && !c->plain) {
 		put(c, "STARTTLS\r\n");
 		c->st = C_STARTTLS;
 		return;
@@ -793,6 +804,14 @@ lines(struct karl_smtp *s, struct conn *c)
 			continue;
 		code = (l[0] - '0') * 100 + (l[1] - '0') * 10 + (l[2] - '0');
 		reply(s, c, code, c->line);
+		if (c->fd != -1 && c->gen == gen && c->st == C_HANDSHAKE) {
+			/* bytes after the 220 to STARTTLS came in plain text:
+			 * never read as replies (RFC 3207 5, the STARTTLS
+			 * injection of CVE-2011-0411); TLS reads the socket */
+			c->rlen = 0;
+			c->skipping = 0;
+			return;
+		}
 	}
 	/* closed, or reconnected for a retry: what was read is void */
 	if (c->fd == -1 || c->gen != gen)
@@ -890,6 +909,25 @@ io_write(struct karl_smtp *s, struct conn *c)
 	return 0;
 }
 
+/* tls_fallback - c's TLS handshake with an MX failed: opportunistic TLS
+ * goes on without it (Postfix's "may"), once, on a fresh connection that
+ * does not say STARTTLS.  Nothing of its transactions was sent yet; they
+ * ride on the new connection (or end, should it fail at once). */
+static void
+tls_fallback(struct karl_smtp *s, struct conn *c)
+{
+	log_info("karl: %s%s%s%s:%d: TLS handshake failed; once more without "
+	    "STARTTLS", c->ip[0] ? c->host : "", c->ip[0] ? " [" : "",
+	    c->ip[0] ? c->ip : c->host, c->ip[0] ? "]" : "", c->port);
+	c->plain = 1;
+	conn_close(s, c);
+	if (c->x != NULL)
+		c->x->env_sent = 0;
+	if (c->nx != NULL)
+		c->nx->env_sent = 0;
+	(void)conn_open(s, c);
+}
+
 /* handshake - go on with the TLS handshake; -1 when it failed. */
 static int
 handshake(struct karl_smtp *s, struct conn *c)
@@ -909,6 +947,10 @@ handshake(struct karl_smtp *s, struct conn *c)
 	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
 		c->hs_want = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
 		return 0;
+	}
+	if (!s->relay && !c->plain) {
+		tls_fallback(s, c);
+		return -1;
 	}
 	conn_fail(s, c, "TLS handshake failed");
 	return -1;
@@ -1069,7 +1111,8 @@ karl_smtp_start(struct karl_smtp *s, const struct karl_smtp_msg *m)
 	struct conn *c, *idle = NULL, *lru = NULL, *stack = NULL;
 	struct xfer *x;
 
-	if (strlen(m->host) >= sizeof(c->host))
+	if (strlen(m->host) >= sizeof(c->host) || (m->addr != NULL &&
+	    strlen(m->addr) >= sizeof(c->ip)))
 		return -1;
 	/* an idle session to the host, or one being RSET (it begins the
 	 * transaction at the RSET's reply) */
@@ -1119,6 +1162,8 @@ karl_smtp_start(struct karl_smtp *s, const struct karl_smtp_msg *m)
 	c = xcalloc(1, sizeof(*c));
 	c->w = strbuf_new(8192);
 	strlcpy_chk(c->host, m->host, sizeof(c->host));
+	if (m->addr != NULL)
+		strlcpy_chk(c->ip, m->addr, sizeof(c->ip));
 	c->port = m->port;
 	c->x = x;
 	c->next = s->conns;
