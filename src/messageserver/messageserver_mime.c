@@ -6,8 +6,12 @@
  * Headers come out decoded (RFC 2047 to UTF-8, GMime 3 returns decoded
  * values); the first text/plain part that is not an attachment becomes the
  * body, converted to UTF-8 through a charset filter (text/html stripped
- * crudely when there is no plain part); parts with a file name become
- * attachments.  Every string handed on is valid UTF-8 without NUL bytes
+ * crudely when there is no plain part), messages forwarded inline read
+ * as part of the post; parts with a file name and attached messages
+ * become attachments.  Malformed structure is read as Postfix and Python
+ * read it, so no text is lost: a header block may end without its blank
+ * line, and an invalid Content-Type is text/plain.  Every string handed
+ * on is valid UTF-8 without NUL bytes
  * and bounded (messageserver.h), whatever the input: undeclared 8-bit
  * text is taken as ISO-8859-1.  A message without a Message-ID gets one
  * derived from its bytes, so that a retried delivery is still a duplicate.
@@ -131,10 +135,115 @@ html_strip(const char *h)
 	return strbuf_detach(sb, NULL);
 }
 
+/* Levels of message/rfc822 read into for the body: a forward of a
+ * forward of ...; deeper ones are skipped (GMime built them already, this
+ * only bounds our own recursion).  Belongs in messageserver.h. */
+#define MS_EMBED_DEPTH	16
+
 struct walk {
 	struct ms_parsed *p;
 	char	*html;
+	int	 depth;		/* message/rfc822 levels entered */
 };
+
+static void walk_part(GMimeObject *, GMimeObject *, gpointer);
+
+/* attachment_add - a new entry of p->att for len bytes of data. */
+static struct ms_attachment *
+attachment_add(struct ms_parsed *p, const void *data, size_t len)
+{
+	struct ms_attachment *a;
+	gchar *sum;
+
+	p->att = xreallocarray(p->att, p->natt + 1, sizeof(*p->att));
+	a = &p->att[p->natt++];
+	memset(a, 0, sizeof(*a));
+	a->len = len;
+	a->data = xmalloc(len + 1);
+	if (len > 0)
+		memcpy(a->data, data, len);
+	sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256, data, len);
+	strlcpy_chk(a->sha256, sum, sizeof(a->sha256));
+	g_free(sum);
+	return a;
+}
+
+/* walk_message - a message/rfc822 part: one attached (a disposition of
+ * attachment or a file name) is stored whole as message.eml or its name;
+ * one forwarded inline is read like the rest of the message, so a post
+ * that only forwards a message has that message's text as its body (as
+ * mail readers show it and Python's email package reads it). */
+static void
+walk_message(GMimeObject *obj, struct walk *w)
+{
+	GMimeMessage *m = g_mime_message_part_get_message(
+	    GMIME_MESSAGE_PART(obj));
+	GMimeContentDisposition *cd = g_mime_object_get_content_disposition(
+	    obj);
+	struct ms_parsed *p = w->p;
+	struct ms_attachment *a;
+	GMimeStream *mem;
+	GByteArray *ba;
+	const char *fn;
+
+	fn = g_mime_object_get_content_disposition_parameter(obj, "filename");
+	if (fn == NULL)
+		fn = g_mime_object_get_content_type_parameter(obj, "name");
+	if (m == NULL)
+		return;
+	if (fn == NULL && (cd == NULL ||
+	    !g_mime_content_disposition_is_attachment(cd))) {
+		if (w->depth >= MS_EMBED_DEPTH)
+			return;
+		w->depth++;
+		g_mime_message_foreach(m, walk_part, w);
+		w->depth--;
+		return;
+	}
+	if (p->natt >= MS_ATTACH_MAX)
+		return;
+	ba = g_byte_array_new();
+	mem = g_mime_stream_mem_new_with_byte_array(ba);
+	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(mem), FALSE);
+	g_mime_object_write_to_stream(GMIME_OBJECT(m), NULL, mem);
+	g_object_unref(mem);
+	a = attachment_add(p, ba->data, ba->len);
+	g_byte_array_unref(ba);
+	if (fn == NULL)
+		fn = "message.eml";
+	a->filename = utf8_clean(fn, strlen(fn), 255);
+	a->content_type = xstrdup("message/rfc822");
+	a->inline_disp = cd != NULL &&
+	    !g_mime_content_disposition_is_attachment(cd);
+}
+
+/* type_invalid - 1 if obj's Content-Type is not "type/subtype" at all
+ * ("text", ";charset=x"): RFC 2045 5.2 recommends taking such a part as
+ * text/plain, as Python's email package does, where GMime makes it
+ * application/octet-stream and the text would be lost. */
+static int
+type_invalid(GMimeObject *obj, GMimeContentType *ct)
+{
+	static const char tspecials[] = " \t\r\n()<>@,;:\\\"/[]?=";
+	static const char wsp[] = " \t\r\n";
+	const char *v;
+	size_t n;
+
+	/* only GMime's replacement can hide an invalid type */
+	if (!g_mime_content_type_is_type(ct, "application", "octet-stream") ||
+	    (v = g_mime_object_get_header(obj, "Content-Type")) == NULL)
+		return 0;
+	v += strspn(v, wsp);
+	n = strcspn(v, tspecials);
+	if (n == 0)
+		return 1;
+	v += n + strspn(v + n, wsp);
+	if (*v != '/')
+		return 1;
+	v++;
+	v += strspn(v, wsp);
+	return strcspn(v, tspecials) == 0;
+}
 
 /* walk_part - g_mime_message_foreach callback: bodies and attachments. */
 static void
@@ -147,19 +256,25 @@ walk_part(GMimeObject *parent, GMimeObject *obj, gpointer data)
 	GByteArray *ba;
 	const char *fn, *cs, *cid;
 	struct ms_attachment *a;
-	gchar *sum, *mt;
+	gchar *mt;
+	int plain;
 
 	(void)parent;
+	if (GMIME_IS_MESSAGE_PART(obj)) {
+		walk_message(obj, w);
+		return;
+	}
 	if (!GMIME_IS_PART(obj))
 		return;
 	part = GMIME_PART(obj);
 	ct = g_mime_object_get_content_type(obj);
 	fn = g_mime_part_get_filename(part);
+	plain = g_mime_content_type_is_type(ct, "text", "plain") ||
+	    type_invalid(obj, ct);
 	if (!g_mime_part_is_attachment(part) && fn == NULL &&
-	    g_mime_content_type_is_type(ct, "text", "*")) {
+	    (plain || g_mime_content_type_is_type(ct, "text", "*"))) {
 		cs = g_mime_object_get_content_type_parameter(obj, "charset");
-		if (p->body_text == NULL &&
-		    g_mime_content_type_is_type(ct, "text", "plain")) {
+		if (p->body_text == NULL && plain) {
 			ba = part_bytes(part, cs);
 			p->body_text = utf8_clean((const char *)ba->data,
 			    ba->len, MS_BODY_MAX);
@@ -176,9 +291,8 @@ walk_part(GMimeObject *parent, GMimeObject *obj, gpointer data)
 	if (fn == NULL || p->natt >= MS_ATTACH_MAX)
 		return;
 	ba = part_bytes(part, NULL);
-	p->att = xreallocarray(p->att, p->natt + 1, sizeof(*p->att));
-	a = &p->att[p->natt++];
-	memset(a, 0, sizeof(*a));
+	a = attachment_add(p, ba->data, ba->len);
+	g_byte_array_unref(ba);
 	a->filename = utf8_clean(fn, strlen(fn), 255);
 	mt = g_mime_content_type_get_mime_type(ct);
 	a->content_type = utf8_clean(mt, strlen(mt), 255);
@@ -186,15 +300,6 @@ walk_part(GMimeObject *parent, GMimeObject *obj, gpointer data)
 	a->inline_disp = !g_mime_part_is_attachment(part);
 	cid = g_mime_part_get_content_id(part);
 	a->content_id = cid ? utf8_clean(cid, strlen(cid), 998) : NULL;
-	a->len = ba->len;
-	a->data = xmalloc(ba->len + 1);
-	if (ba->len > 0)
-		memcpy(a->data, ba->data, ba->len);
-	sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256, ba->data,
-	    ba->len);
-	strlcpy_chk(a->sha256, sum, sizeof(a->sha256));
-	g_free(sum);
-	g_byte_array_unref(ba);
 }
 
 /* header - a decoded header of the message, cleaned (allocated) or NULL. */
@@ -341,6 +446,45 @@ set_automation(GMimeHeaderList *hl, struct ms_parsed *p)
 	}
 }
 
+/* body_start - offset of the first line of the header block of raw that
+ * is neither a field ("name:", obsolete spaces before the colon allowed)
+ * nor a continuation, when no blank line came before it; 0 when the
+ * block is well formed.  GMime skips such a line and reads on; Postfix
+ * and Python's email package take it as the start of the body, which
+ * keeps the text, so it is given a blank line first.  A leading mbox
+ * "From " line is GMime's to skip. */
+static size_t
+body_start(const char *raw, size_t len)
+{
+	const char *nl;
+	size_t i = 0, j, e;
+
+	if (len >= 5 && memcmp(raw, "From ", 5) == 0) {
+		if ((nl = memchr(raw, '\n', len)) == NULL)
+			return 0;
+		i = (size_t)(nl - raw) + 1;
+	}
+	for (; i < len; i = e + 1) {
+		nl = memchr(raw + i, '\n', len - i);
+		e = nl != NULL ? (size_t)(nl - raw) : len;
+		if (raw[i] == '\n' || (raw[i] == '\r' && i + 1 < len &&
+		    raw[i + 1] == '\n'))
+			return 0;		/* the blank line */
+		if (raw[i] == ' ' || raw[i] == '\t')
+			continue;		/* a continuation */
+		for (j = i; j < e && raw[j] > ' ' && raw[j] < 127 &&
+		    raw[j] != ':'; j++)
+			;
+		if (j == i)
+			return i;
+		while (j < e && (raw[j] == ' ' || raw[j] == '\t'))
+			j++;
+		if (j == e || raw[j] != ':')
+			return i;
+	}
+	return 0;
+}
+
 int
 messageserver_mime_parse(const void *raw, size_t len,
     const char *fallback_from, const char *msgid_domain, struct ms_parsed *p)
@@ -351,12 +495,23 @@ messageserver_mime_parse(const void *raw, size_t len,
 	GMimeHeaderList *hl;
 	struct walk w;
 	char **irt = NULL;
-	size_t nirt = 0, i;
+	size_t nirt = 0, i, b;
 
 	memset(p, 0, sizeof(*p));
 	if (len == 0)
 		return -1;
-	st = g_mime_stream_mem_new_with_buffer(raw, len);
+	if ((b = body_start(raw, len)) > 0) {
+		/* the header block ends early: a blank line where it does */
+		st = g_mime_stream_mem_new();
+		g_mime_stream_write(st, raw, b);
+		if (b >= 2 && ((const char *)raw)[b - 2] == '\r')
+			g_mime_stream_write(st, "\r\n", 2);
+		else
+			g_mime_stream_write(st, "\n", 1);
+		g_mime_stream_write(st, (const char *)raw + b, len - b);
+		g_mime_stream_reset(st);
+	} else
+		st = g_mime_stream_mem_new_with_buffer(raw, len);
 	parser = g_mime_parser_new_with_stream(st);
 	g_object_unref(st);
 	m = g_mime_parser_construct_message(parser, NULL);
@@ -364,7 +519,12 @@ messageserver_mime_parse(const void *raw, size_t len,
 	if (m == NULL)
 		return -1;
 	hl = g_mime_object_get_header_list(GMIME_OBJECT(m));
-	if (hl == NULL || g_mime_header_list_get_count(hl) == 0) {
+	/* GMime files Content-* under the MIME part: a message whose only
+	 * header is its Content-Type is still a message */
+	if (hl == NULL || (g_mime_header_list_get_count(hl) == 0 &&
+	    (g_mime_message_get_mime_part(m) == NULL ||
+	    g_mime_header_list_get_count(g_mime_object_get_header_list(
+	    g_mime_message_get_mime_part(m))) == 0))) {
 		g_object_unref(m);
 		return -1;
 	}
@@ -387,6 +547,7 @@ messageserver_mime_parse(const void *raw, size_t len,
 
 	w.p = p;
 	w.html = NULL;
+	w.depth = 0;
 	g_mime_message_foreach(m, walk_part, &w);
 	if (p->body_text == NULL)
 		p->body_text = w.html ? html_strip(w.html) : xstrdup("");

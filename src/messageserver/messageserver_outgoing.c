@@ -4,7 +4,9 @@
  * members: the poster's bytes with the list's headers.
  *
  * Only the top-level header block is edited, textually, so the body (a
- * multipart/signed one included) reaches members byte for byte.  Removed:
+ * multipart/signed one included) reaches members byte for byte (a block
+ * that ends at a line which is no field gets its missing blank line, as
+ * messageserver_mime.c read it).  Removed:
  * trace and list headers another list or the poster put there (Return-
  * Path, Delivered-To, List-*, Archived-At, Sender, Precedence, X-Loop,
  * Errors-To), and the headers rewritten here.  Added once per message:
@@ -57,23 +59,52 @@ in_list(const char *f, size_t flen, const char *const *names)
 	return 0;
 }
 
-/* header_end - offset of the blank line ending the header block, and in
- * *nl the line end the message uses. */
-static size_t
-header_end(const char *raw, size_t len, const char **nl)
+/* field_line - 1 if the line at l (up to e) can be in a header block: a
+ * field ("name:", obsolete spaces before the colon allowed) or a
+ * continuation. */
+static int
+field_line(const char *l, const char *e)
 {
+	const char *c = l;
+
+	if (l < e && (*l == ' ' || *l == '\t'))
+		return 1;
+	while (c < e && *c > ' ' && *c < 127 && *c != ':')
+		c++;
+	if (c == l)
+		return 0;
+	while (c < e && (*c == ' ' || *c == '\t'))
+		c++;
+	return c < e && *c == ':';
+}
+
+/* header_end - offset of the end of the header block, and in *nl the
+ * line end the message uses; *blank is 1 when a blank line ends it, 0
+ * when the bytes end or a line that is no field does (the body starts
+ * there, as messageserver_mime.c reads it: the copy gets a blank line). */
+static size_t
+header_end(const char *raw, size_t len, const char **nl, int *blank)
+{
+	const char *e;
 	size_t i;
 
 	*nl = "\r\n";
-	for (i = 0; i < len; i++) {
-		if (raw[i] != '\n')
-			continue;
-		if (i == 0 || raw[i - 1] != '\r')
+	*blank = 0;
+	for (i = 0; i < len; i = (size_t)(e - raw) + 1) {
+		if ((e = memchr(raw + i, '\n', len - i)) == NULL)
+			e = raw + len;
+		if (raw[i] == '\n' || (raw[i] == '\r' && i + 1 < len &&
+		    raw[i + 1] == '\n')) {
+			*blank = 1;
+			return i;
+		}
+		/* a leading mbox "From " line does not end the block
+		 * (GMime skips it when it parses) */
+		if (!field_line(raw + i, e) && (i > 0 || len < 5 ||
+		    memcmp(raw, "From ", 5) != 0))
+			return i;
+		if (e < raw + len && (e == raw || e[-1] != '\r'))
 			*nl = "\n";
-		if (i + 1 < len && raw[i + 1] == '\n')
-			return i + 1;
-		if (i + 2 < len && raw[i + 1] == '\r' && raw[i + 2] == '\n')
-			return i + 1;
 	}
 	return len;
 }
@@ -177,12 +208,12 @@ messageserver_outgoing(const struct ms_outgoing *o, size_t *lenp)
 	struct strbuf *sb = strbuf_new(len + 2048);
 	char *tmp, *subject, *listaddr, *from;
 	const char *tag = o->subject_tag;
-	int new_subject, rewrite = o->rewrite_from;
+	int blank, new_subject, rewrite = o->rewrite_from;
 	/* with "sender" the poster's own From/Reply-To already answer */
 	int own_reply_to = rewrite ||
 	    strcmp(o->reply_to_policy, "sender") != 0;
 
-	end = header_end(raw, len, &nl);
+	end = header_end(raw, len, &nl, &blank);
 	new_subject = tag[0] != '\0' && !has_tag(o->subject, tag);
 	listaddr = xasprintf("%s@%s", o->group, o->domain);
 
@@ -257,9 +288,9 @@ messageserver_outgoing(const struct ms_outgoing *o, size_t *lenp)
 	put_header(sb, "X-Loop", listaddr, nl);
 	free(listaddr);
 
+	if (!blank)		/* no body, or one the poster did not set off */
+		strbuf_puts(sb, nl);
 	if (end < len)
 		strbuf_append(sb, raw + end, len - end);
-	else
-		strbuf_puts(sb, nl);	/* no body: still end the header */
 	return strbuf_detach(sb, lenp);
 }

@@ -12,7 +12,8 @@
  *  3. the sender: account by From address, its membership, group bans;
  *     when From is no member, the envelope sender's (a member posting
  *     from an alias whose MTA keeps the member's envelope);
- *  4. limits: size, attachments (rejected with a notice);
+ *  4. limits: size, attachments, the size of each attachment (rejected
+ *     with a notice);
  *  5. policy: an archived group → reject; banned → reject; non-member → reject or hold by
  *     nonmember_posts (unless anyone may post); announcement-only groups
  *     take posts from moderators only; then the member's posting status,
@@ -271,10 +272,41 @@ topic_load(struct db *d, const struct ms_group *g, const struct ms_parsed *p,
 	return tags_load(d, g, p->subject, topic, tf);
 }
 
-/* decide - the group's policy applied to this poster and message. */
+/* attachment_check - into why (len bytes) what to tell a poster whose
+ * largest attachment is over the group's max_attachment_size (NULL: no
+ * limit of its own); why[0] stays '\0' when none is.  Asked only for
+ * mail with attachments, so other posts cost no query.  0 or -1. */
+static int
+attachment_check(struct db *d, const struct ms_group *g,
+    const struct ms_parsed *p, char *why, size_t len)
+{
+	char size[32], limit[32];
+	size_t i, big = 0;
+	int rc;
+
+	why[0] = '\0';
+	if (p->natt == 0)
+		return 0;
+	for (i = 1; i < p->natt; i++)
+		if (p->att[i].len > p->att[big].len)
+			big = i;
+	snprintf(size, sizeof(size), "%zu", p->att[big].len);
+	rc = db_query_value(d, "SELECT max_attachment_size FROM groups "
+	    "WHERE id = $1 AND max_attachment_size < $2::bigint",
+	    DB_PARAMS(g->id, size), limit, sizeof(limit));
+	if (rc == 1)
+		snprintf(why, len, "the attachment \"%s\" (%s bytes) is larger "
+		    "than this group accepts (at most %s bytes an attachment)",
+		    p->att[big].filename, size, limit);
+	return rc == -1 ? -1 : 0;
+}
+
+/* decide - the group's policy applied to this poster and message;
+ * big_attachment is attachment_check's text. */
 static struct decision
 decide(const struct ms_group *g, const struct ms_submission *s,
-    const struct sender *sd, int new_topic, const struct tagflags *tf)
+    const struct sender *sd, int new_topic, const struct tagflags *tf,
+    const char *big_attachment)
 {
 	int staff = sd->member && (strcmp(sd->role, "owner") == 0 ||
 	    strcmp(sd->role, "moderator") == 0);
@@ -291,6 +323,9 @@ decide(const struct ms_group *g, const struct ms_submission *s,
 	if (!g->allow_attachments && s->p->natt > 0)
 		return (struct decision){ REJECT, "attachments",
 		    "this group does not accept attachments" };
+	if (big_attachment[0] != '\0')
+		return (struct decision){ REJECT, "attachment_size",
+		    big_attachment };
 	if (!sd->member && strcmp(g->who_can_post, "anyone") != 0) {
 		if (strcmp(g->nonmember_posts, "moderate") == 0)
 			return (struct decision){ HOLD, "non_member",
@@ -390,7 +425,7 @@ messageserver_post_group(struct db *d, const struct ms_group *g,
 	struct sender sd;
 	struct tagflags tf;
 	struct decision dc;
-	char topic[32] = "";
+	char topic[32] = "", big[512];
 	int rc;
 
 	memset(res, 0, sizeof(*res));
@@ -411,8 +446,10 @@ messageserver_post_group(struct db *d, const struct ms_group *g,
 	}
 	if (topic_load(d, g, p, topic, sizeof(topic), &tf) == -1)
 		return -1;
+	if (attachment_check(d, g, p, big, sizeof(big)) == -1)
+		return -1;
 	if (!automation(g, s, &dc))
-		dc = decide(g, s, &sd, topic[0] == '\0', &tf);
+		dc = decide(g, s, &sd, topic[0] == '\0', &tf, big);
 	else if (dc.v == HOLD && sd.member && (strcmp(sd.role, "owner") == 0 ||
 	    strcmp(sd.role, "moderator") == 0))
 		dc.v = ACCEPT;		/* staff may post automated mail */

@@ -10,7 +10,11 @@ the stack's cluster; messages go in through messageserver's /v1/inbound
 (as smtpd sends them), /v1/posts, or SMTP through nginx.  What karl was
 given is read back from karl's own API."""
 import base64
+import email
+import email.policy
+import hashlib
 import smtplib
+import subprocess
 import time
 import uuid
 
@@ -337,6 +341,118 @@ def test_size_and_attachment_limits(stack):
     assert res["status"] == "rejected" and res["reason"] == "attachments"
 
 
+def with_attachment(size, name="a.bin"):
+    """(extra headers, body) of a post with an attachment of size bytes,
+    and the bytes."""
+    data = (bytes(range(256)) * (size // 256 + 1))[:size]
+    b64 = base64.encodebytes(data).decode().replace("\n", "\r\n")
+    extra = ("MIME-Version: 1.0\r\nContent-Type: multipart/mixed; "
+             "boundary=b\r\n")
+    body = ("--b\r\nContent-Type: text/plain\r\n\r\nsee file\r\n--b\r\n"
+            "Content-Type: application/octet-stream\r\n"
+            "Content-Transfer-Encoding: base64\r\nContent-Disposition: "
+            f"attachment; filename={name}\r\n\r\n{b64}--b--\r\n")
+    return extra, body, data
+
+
+def notice_text(raw):
+    """The decoded text of a notice (its bytes as outbox() gives them)."""
+    msg = email.message_from_string(raw, policy=email.policy.default)
+    return msg.get_body(("plain",)).get_content()
+
+
+def test_attachment_size_limit(stack):
+    """groups.max_attachment_size (007): an attachment over it (decoded
+    bytes) is rejected with a notice naming it; one at or under it is
+    archived and stored; NULL (the default) is no limit of its own."""
+    g, _ = make_group(stack, [MEMBER, ("big@example.org", {})],
+                      max_attachment_size=2048)
+    extra, body, _ = with_attachment(2049, "big.bin")
+    res, _ = post(stack, g, sender="big@example.org", subject="too big",
+                  extra=extra, body=body)
+    assert (res["status"], res["reason"]) == ("rejected", "attachment_size")
+    rows = handed_over(stack, g, kind="notice")
+    assert len(rows) == 1 and "big@example.org" in rows[0][4]
+    text = " ".join(notice_text(rows[0][3]).split())
+    assert ('was not posted: the attachment "big.bin" (2049 bytes) is '
+            'larger than this group accepts (at most 2048 bytes an '
+            'attachment).') in text
+    assert stack.sql("SELECT count(*) FROM messages m JOIN groups g ON "
+                     "g.id = m.group_id WHERE g.name = :'v1'", g) == [["0"]]
+    # at the limit, in a message larger than it: archived, stored
+    extra, body, data = with_attachment(2048, "fits.bin")
+    res, msgid = post(stack, g, extra=extra, body=body + "x" * 3000)
+    assert res["status"] == "archived", res
+    assert stack.sql("SELECT a.filename, a.size, a.sha256, "
+                     "encode(a.content, 'hex') FROM attachments a JOIN "
+                     "messages m ON m.id = a.message_id WHERE "
+                     "m.message_id = :'v1'", msgid) == [
+        ["fits.bin", "2048", hashlib.sha256(data).hexdigest(), data.hex()]]
+    # no limit of its own by default
+    g2, _ = make_group(stack, [MEMBER])
+    extra, body, _ = with_attachment(100000)
+    res, _ = post(stack, g2, extra=extra, body=body)
+    assert res["status"] == "archived", res
+    # the column's check: the same range as max_message_size
+    with pytest.raises(subprocess.CalledProcessError):
+        stack.sql("UPDATE groups SET max_attachment_size = 1023 "
+                  "WHERE name = :'v1'", g2)
+
+
+def test_numbers_per_group_and_only_for_archived_posts(stack):
+    """docs/schema.md: each group numbers its messages 1, 2, 3 ... without
+    gaps.  Posts to two groups interleave; between them the first group
+    rejects, holds, drops and sees a duplicate, none of which takes a
+    number; the held one, approved by its moderator's reply, takes the
+    next number then."""
+    a, _ = make_group(stack, [MEMBER, ("owner@example.org", {"role": "owner"}),
+                              ("held@example.org", {"posting": "moderated"})])
+    b, _ = make_group(stack, [MEMBER])
+    got = {a: [], b: []}
+    held = None
+    for i in range(3):
+        for g in (a, b):
+            res, msgid = post(stack, g, subject=f"post {i} to {g}")
+            assert res["status"] == "archived"
+            got[g].append(res["number"])
+            if g == a:
+                last_a = msgid
+        res, _ = post(stack, a, sender=f"stranger{i}@example.com")
+        assert res["status"] == "rejected"
+        if held is None:
+            res, held = post(stack, a, sender="held@example.org",
+                             subject="held post")
+            assert res["status"] == "held"
+        res, _ = post(stack, a, extra=f"X-Loop: {a}@localhost\r\n")
+        assert res["status"] == "dropped"
+        raw, _ = message(a, msgid=last_a)
+        assert inbound(stack, a, raw)["status"] == "duplicate"
+    assert got == {a: [1, 2, 3], b: [1, 2, 3]}
+    # the moderator approves by replying to the held notice
+    notice = next(r[3] for r in outbox(stack, a, "notice")
+                  if "held for approval" in r[3])
+    approve = header(notice.encode(), "Reply-To")[0].strip("<>")
+    raw, _ = message(a, sender="owner@example.org", subject="Re: held post",
+                     body="approved\r\n")
+    r = stack.post("messageserver", "/v1/inbound", {
+        "mail_from": "owner@example.org", "rcpts": [approve],
+        "client_addr": "127.0.0.1", "client_helo": "client.example",
+        "cid": "posting-" + uuid.uuid4().hex[:8], "raw": b64url(raw)})
+    assert r.status == 200, r
+    assert r.json()["actions"][0]["status"] == "done", r.json()
+    assert stack.sql("SELECT g.name, m.number FROM messages m JOIN groups g "
+                     "ON g.id = m.group_id WHERE m.message_id = :'v1'",
+                     held) == [[a, "4"]]
+    for g, n in ((a, 4), (b, 3)):
+        assert stack.sql("SELECT array_agg(m.number ORDER BY m.number)::text "
+                         "FROM messages m JOIN groups g ON g.id = m.group_id "
+                         "WHERE g.name = :'v1'", g) == [
+            ["{" + ",".join(str(k) for k in range(1, n + 1)) + "}"]]
+        assert stack.sql("SELECT c.message_count FROM group_counters c JOIN "
+                         "groups g ON g.id = c.group_id WHERE "
+                         "g.name = :'v1'", g) == [[str(n)]]
+
+
 # ------------------------------------------------------------- /v1/posts
 
 def web_post(stack, group, **kw):
@@ -500,6 +616,61 @@ def test_members_copy_has_list_headers(stack):
     rows = handed_over(stack, g, n=2)
     msg = karl_message(stack, f"post-{rows[1][0]}")
     assert header(msg, "Subject") == ["Re: [Club] Meeting notes"]
+
+
+def test_members_copy_of_a_post_without_a_blank_line(stack):
+    """A header block that ends at a line that is no field, without the
+    blank line (as Postfix and Python take it, the body starts there): the
+    archive has that text as the body, and the members' copy gets the
+    blank line, so the list's headers stay in its header block."""
+    g, _ = make_group(stack, [MEMBER])
+    raw, msgid = message(g, subject="no separator")
+    head, _ = raw.split(b"\r\n\r\n", 1)
+    raw = head + b"\r\nthis line is no header\r\nand the body goes on\r\n"
+    assert inbound(stack, g, raw)["status"] == "archived"
+    assert stack.sql("SELECT body_text FROM messages WHERE "
+                     "message_id = :'v1'", msgid) == [
+        ["this line is no header\nand the body goes on\n"]]
+    rows = handed_over(stack, g)
+    out = karl_message(stack, f"post-{rows[0][0]}")
+    msg = email.message_from_bytes(out, policy=email.policy.default)
+    assert msg.defects == []
+    assert msg["List-Id"] == f"Group {g} <{g}.localhost>"
+    assert msg["Subject"] == "no separator"
+    assert msg.get_content().splitlines() == [
+        "this line is no header", "and the body goes on"]
+    assert out.endswith(b"\r\n\r\nthis line is no header\r\n"
+                        b"and the body goes on\r\n")
+
+
+@pytest.mark.parametrize("policy,dmarc,own,expected", [
+    ("group", "never", False, ["<{g}@localhost>"]),
+    ("group", "never", True, ["<{g}@localhost>"]),
+    ("sender", "never", False, []),
+    ("sender", "never", True, ["<home@example.net>"]),
+    ("group_and_sender", "never", False,
+     ["Poster <member@example.org>, <{g}@localhost>"]),
+    ("group_and_sender", "never", True,
+     ["Poster <member@example.org>, <{g}@localhost>"]),
+    ("moderators", "never", False, ["<{g}+owner@localhost>"]),
+    ("moderators", "never", True, ["<{g}+owner@localhost>"]),
+    # From rewritten: the poster must be in Reply-To whatever the policy
+    ("sender", "always", True, ["Poster <member@example.org>"]),
+    ("moderators", "always", False,
+     ["<{g}+owner@localhost>, Poster <member@example.org>"]),
+])
+def test_members_copy_reply_to_by_policy(stack, policy, dmarc, own, expected):
+    """groups.reply_to as the members' copy shows it: group → the list;
+    sender → nothing added (the poster's own Reply-To, if any, answers);
+    group_and_sender → the poster and the list; moderators → the owners'
+    address.  A poster's Reply-To is replaced except under sender."""
+    g, _ = make_group(stack, [MEMBER], reply_to=policy, dmarc_rewrite=dmarc)
+    raw, _ = message(g, extra="Reply-To: <home@example.net>\r\n"
+                     if own else "")
+    assert inbound(stack, g, raw)["status"] == "archived"
+    rows = handed_over(stack, g)
+    msg = karl_message(stack, f"post-{rows[0][0]}")
+    assert header(msg, "Reply-To") == [e.format(g=g) for e in expected]
 
 
 @pytest.mark.parametrize("sender,rewritten", [
@@ -672,8 +843,15 @@ def test_messageserver_stopped_then_started_archives_once(make_stack):
 
 
 def test_receivers_carry_signed_footer_data(stack):
-    g, ids = make_group(stack, [MEMBER, ("b@example.net", {})])
-    res, _ = post(stack, g)
+    # addresses of this test only, so that their names are the ones set
+    names = {f"{uniq('fa')}@example.org": "Zo\u00eb \"Z\" M\u00fcller",
+             f"{uniq('fb')}@example.net": ""}
+    g, ids = make_group(stack, [(e, {}) for e in names])
+    for e, n in names.items():
+        stack.sql("UPDATE accounts SET display_name = :'v2' WHERE "
+                  "lower(email) = lower(:'v1')", e, n)
+    res, _ = post(stack, g, sender=next(iter(names)))
+    assert res["status"] == "archived"
     rows = handed_over(stack, g)
     r = stack.get("karl", f"/v1/jobs/post-{rows[0][0]}/receivers", auth=True)
     by_to = {x["to"]: x for x in r.json()["receivers"]}
@@ -683,6 +861,7 @@ def test_receivers_carry_signed_footer_data(stack):
         rc = by_to[email]
         d = rc["data"]
         assert d["email"] == email and d["group"] == g
+        assert d["name"] == names[email]
         aid = stack.sql("SELECT id FROM accounts WHERE email = :'v1'",
                         email)[0][0]
         assert rc["verp"] == f"{aid}.{mid}"
