@@ -11,10 +11,10 @@
  * become attachments.  Malformed structure is read as Postfix and Python
  * read it, so no text is lost: a header block may end without its blank
  * line, and an invalid Content-Type is text/plain.  Every string handed
- * on is valid UTF-8 without NUL bytes
- * and bounded (messageserver.h), whatever the input: undeclared 8-bit
- * text is taken as ISO-8859-1.  A message without a Message-ID gets one
- * derived from its bytes, so that a retried delivery is still a duplicate.
+ * on is valid UTF-8 without NUL bytes and bounded (messageserver.h),
+ * whatever the input: undeclared 8-bit text is taken as ISO-8859-1.  A
+ * message without a Message-ID gets one derived from its bytes, so that
+ * a retried delivery is still a duplicate.
  */
 #include <ctype.h>
 #include <string.h>

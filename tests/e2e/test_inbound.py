@@ -523,15 +523,16 @@ def corpus_expected(msg, archived_ids):
     return "archived", ""
 
 
-def check_decoded(stack, group, number, subject, body, figures):
-    """The archived subject is Python's; the body (whitespace normalised)
-    is Python's first text/plain part."""
+def check_decoded(stack, path, group, number, subject, body, figures):
+    """The archived subject of path is Python's; the body (whitespace
+    normalised) is Python's first text/plain part."""
     row = archived_row(stack, group, number)
     if subject is not None:
-        assert row["subject"] == subject
+        assert row["subject"] == subject, path
         figures["subjects equal"] += 1
     if body is not None:
-        assert " ".join(row["body_text"].split()) == " ".join(body.split())
+        assert " ".join(row["body_text"].split()) == \
+            " ".join(body.split()), path
         figures["bodies equal"] += 1
 
 
@@ -573,7 +574,7 @@ def test_corpus_archived_and_decoded(stack):
                          if msg["message-id"] else None)
         figures["from and subject"] += msg["from"] is not None and \
             subject is not None
-        check_decoded(stack, g, m["number"], subject, body, figures)
+        check_decoded(stack, path, g, m["number"], subject, body, figures)
     for path, raw, subject, body in again:
         g2 = corpus_group(stack, owner="a@example.org")
         r = inbound(stack, raw, rcpts=[f"{g2}@localhost"])
@@ -581,7 +582,7 @@ def test_corpus_archived_and_decoded(stack):
             r.json()["messages"][0]["status"] == "archived", (path, r)
         figures["from and subject"] += 1
         figures["archived again"] += 1
-        check_decoded(stack, g2, r.json()["messages"][0]["number"],
+        check_decoded(stack, path, g2, r.json()["messages"][0]["number"],
                       subject, body, figures)
     print(f"corpus of {len(CORPUS)}: {dict(figures)}")
     # every message with a From and a Subject was archived and checked
