@@ -20,6 +20,7 @@ for port 25 of ::1.
 """
 import asyncio
 import collections
+import contextlib
 import random
 import socket
 import ssl
@@ -246,29 +247,23 @@ def mx(tmp_path_factory):
     for name in ("slow1", "slow2", "slow3"):
         srv[name] = SlowSink(name, gauge)
         ctls.append(Controller(srv[name], hostname=ip[name], port=25))
-    started, closers, dns, st = [], [], None, None
-    try:
+    with contextlib.ExitStack() as undo:     # in reverse, whatever fails
         for c in ctls:
             c.start()
-            started.append(c)
-        closers = [Closer(ip[n], log, lock) for n in ip
-                   if n[0] in "cbe" and n[1:].isdigit()]
+            undo.callback(c.stop)
+        for n in ip:
+            if n[0] in "cbe" and n[1:].isdigit():
+                undo.callback(Closer(ip[n], log, lock).close)
         dns = DnsServer(mx=mxs, a=a, aaaa=aaaa, round_robin=False).start()
-        st = start_stack(ConfStack(extra_conf={
+        undo.callback(dns.stop)
+        st = ConfStack(extra_conf={
             "dns_resolver": dns.resolver, "karl_retry_min": "1",
-            "karl_retry_max": "2", "karl_smtp_timeout": "10"}))
+            "karl_retry_max": "2", "karl_smtp_timeout": "10"})
+        undo.callback(st.stop)
+        start_stack(st)
         karl_config(st, karl_relay_host="", karl_concurrency="20",
                     karl_domain_concurrency=str(DOMAIN_LIMIT))
         yield st, srv, ip
-    finally:
-        if st is not None:
-            st.stop()
-        for c in started:
-            c.stop()
-        for c in closers:
-            c.close()
-        if dns is not None:
-            dns.stop()
     assert not st.sanitizer_reports, st.sanitizer_reports
 
 
