@@ -29,6 +29,8 @@
 #define DNS_NEG_TTL_MAX		300	/* ... a negative answer */
 #define DNS_NEG_TTL_NOSOA	60	/* ... one that carries no SOA */
 #define DNS_CACHE_ANSWER_MAX	4096	/* larger answers are not cached */
+#define DNS_FAIL_TTL		30	/* seconds a failed lookup is remembered
+					 * (RFC 2308 7: at most 5 minutes) */
 
 /* Results of every lookup. */
 #define DNS_OK		0

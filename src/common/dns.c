@@ -44,7 +44,7 @@ struct dns_entry {
 	struct dns_entry *prev, *next;		/* LRU, most recent first */
 	uint32_t	 hash;
 	int		 type;
-	int		 rc;			/* DNS_OK or DNS_NXDOMAIN */
+	int		 rc;			/* DNS_OK, DNS_NXDOMAIN or DNS_TEMPFAIL */
 	int64_t		 expires;		/* CLOCK_MONOTONIC, ms */
 	int		 len;
 	unsigned char	*pkt;
@@ -447,7 +447,8 @@ dns_cache_flush(void)
 	pthread_mutex_unlock(&dns_lock);
 }
 
-/* dns_cache_get - a copy of a live cached answer, or -1. */
+/* dns_cache_get - a copy of a live cached answer, or -1; a remembered
+ * failure is DNS_TEMPFAIL with *pkt untouched. */
 static int
 dns_cache_get(int type, const char *name, unsigned char **pkt, int *len)
 {
@@ -470,10 +471,11 @@ dns_cache_get(int type, const char *name, unsigned char **pkt, int *len)
 	}
 	dns_lru_unlink(e);
 	dns_lru_push(e);
+	if ((rc = e->rc) == DNS_TEMPFAIL)
+		goto out;
 	*pkt = xmalloc((size_t)e->len);
 	memcpy(*pkt, e->pkt, (size_t)e->len);
 	*len = e->len;
-	rc = e->rc;
 out:
 	pthread_mutex_unlock(&dns_lock);
 	return rc;
@@ -512,8 +514,10 @@ dns_cache_put(int type, const char *name, int rc, const unsigned char *pkt,
 	e->rc = rc;
 	e->expires = dns_now() + (int64_t)ttl * 1000;
 	e->len = len;
-	e->pkt = xmalloc((size_t)len);
-	memcpy(e->pkt, pkt, (size_t)len);
+	if (len > 0) {
+		e->pkt = xmalloc((size_t)len);
+		memcpy(e->pkt, pkt, (size_t)len);
+	}
 	(void)strlcpy_chk(e->name, name, sizeof(e->name));
 	e->hnext = *b;
 	*b = e;
@@ -534,7 +538,8 @@ dns_resolve(int type, const char *name, unsigned char **pkt, int *len)
 	pthread_once(&dns_metrics_once, dns_metrics_init);
 	if ((rc = dns_cache_get(type, name, pkt, len)) != -1) {
 		metric_add(m_hits, 1);
-		metric_add(rc == DNS_OK ? m_ok : m_nx, 1);
+		metric_add(rc == DNS_OK ? m_ok : rc == DNS_NXDOMAIN ? m_nx :
+		    m_temp, 1);
 		return rc;
 	}
 	ans = xmalloc(DNS_ANSWER_MAX);
@@ -549,7 +554,10 @@ dns_resolve(int type, const char *name, unsigned char **pkt, int *len)
 		    name);
 	}
 	if (rc == DNS_TEMPFAIL) {
+		/* remembered briefly: a domain whose servers time out would
+		 * otherwise cost every caller the whole timeout again */
 		free(ans);
+		dns_cache_put(type, name, rc, NULL, 0, DNS_FAIL_TTL);
 		metric_add(m_temp, 1);
 		return rc;
 	}
