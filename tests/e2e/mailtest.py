@@ -2,15 +2,21 @@
 """mailtest.py - what the end-to-end tests of outgoing mail share: an
 aiosmtpd handler that keeps what it is given (and defers, rejects by
 local part), DKIM keys made with openssl for a domain, and token.h's
-tokens checked the way messageserver checks them.  Standard library,
-aiosmtpd and openssl only."""
+tokens checked the way messageserver checks them; also a sink that
+notes RCPT times and answers 451 a given number of times, a self-signed
+certificate for 127.0.0.1, both DKIM verifiers (python3-dkim and
+libopendkim through test_dkim) over one delivered copy, and a /metrics
+parser.  Standard library, aiosmtpd, python3-dkim and openssl only."""
 import base64
 import collections
 import hashlib
 import hmac
 import os
+import re
 import subprocess
 import threading
+import time
+from pathlib import Path
 
 
 class Sink:
@@ -103,3 +109,116 @@ def verify_short_token(st, purpose, token):
                     payload.encode() + b"\n0", hashlib.sha256).digest()[:10]
     return payload if base64.b32encode(want).decode().lower() == mac \
         else None
+
+
+class TimedSink(Sink):
+    """Sink that also notes when each RCPT came (wall-clock seconds, per
+    address), the order copies arrived in (one address per copy), and
+    answers 451 to the first `tempfail` RCPTs of local parts starting
+    "back" (then like Sink).  accept_all = True makes every later RCPT
+    250, "defer" ones included."""
+
+    def __init__(self, tempfail=0):
+        super().__init__()
+        self.tempfail = tempfail
+        self.accept_all = False
+        self.rcpt_times = collections.defaultdict(list)
+        self.order = []
+
+    async def handle_RCPT(self, server, session, envelope, address, opts):
+        local = address.split("@")[0]
+        with self.lock:
+            self.rcpt_times[address].append(time.time())
+        if not (self.accept_all or local.startswith("back")):
+            return await super().handle_RCPT(server, session, envelope,
+                                             address, opts)
+        with self.lock:
+            self.tries[address] += 1
+            n = self.tries[address]
+        if not self.accept_all and n <= self.tempfail:
+            return "451 4.3.0 not yet"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            self.order.extend(envelope.rcpt_tos)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def tls_cert(d, name="cert", san="IP:127.0.0.1,DNS:localhost"):
+    """A self-signed certificate for san (by default 127.0.0.1 and
+    localhost) in directory d: (cert path, key path)."""
+    cert, key = d / f"{name}.pem", d / f"{name}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost", "-addext",
+                    f"subjectAltName={san}"],
+                   check=True, capture_output=True)
+    os.chmod(cert, 0o644)
+    os.chmod(key, 0o644)
+    return cert, key
+
+
+def dkim_dnsfunc(txt):
+    """python3-dkim's dnsfunc answering from {TXT name.: record}."""
+    def dnsfunc(name, timeout=5):
+        n = name.decode() if isinstance(name, bytes) else name
+        return txt.get(n if n.endswith(".") else n + ".", "").encode()
+    return dnsfunc
+
+
+def opendkim_verifier():
+    """build/tests/test_dkim next to $GROUPS_BIN (libopendkim's verifier
+    in its DKIM_VERIFY_KEYS mode)."""
+    here = Path(__file__).resolve().parents[2]
+    return Path(os.environ.get("GROUPS_BIN", here / "build" / "bin")) \
+        .parent / "tests" / "test_dkim"
+
+
+def verify_dkim_both(data, txt, keyfile):
+    """Check every DKIM signature of data with python3-dkim and with
+    libopendkim (test_dkim, keys in keyfile: "name record" lines).
+    Returns [] when there are exactly an rsa-sha256 and an
+    ed25519-sha256 signature and both verifiers pass them all, else a
+    list of what failed."""
+    import dkim
+    bad = []
+    n = len(re.findall(rb"^DKIM-Signature:", data, re.M | re.I))
+    if n != 2:
+        bad.append(f"{n} signatures")
+    for idx in range(n):
+        if not dkim.DKIM(data).verify(idx=idx, dnsfunc=dkim_dnsfunc(txt)):
+            bad.append(f"python3-dkim: signature {idx}")
+    tool = opendkim_verifier()
+    if not tool.exists():
+        return bad + [f"{tool} not built"]
+    r = subprocess.run([str(tool)], input=data, capture_output=True,
+                       env=dict(os.environ, DKIM_VERIFY_KEYS=str(keyfile)))
+    lines = sorted(f"{x.split()[0]} {x.split()[-1]}"
+                   for x in r.stdout.decode().splitlines() if x.strip())
+    if r.returncode != 0 or lines != ["ed25519-sha256 pass",
+                                      "rsa-sha256 pass"]:
+        bad.append(f"libopendkim: rc {r.returncode} {r.stdout!r} "
+                   f"{r.stderr!r}")
+    return bad
+
+
+def dkim_keyfile(path, txt):
+    """Write txt ({TXT name.: record}) as test_dkim's keys file."""
+    path.write_text("".join(f"{n.rstrip('.')} {v}\n"
+                            for n, v in txt.items()))
+    return path
+
+
+def metrics(text):
+    """Prometheus text -> {'name{labels}': value}."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            k, _, v = line.rpartition(" ")
+            try:
+                out[k] = float(v)
+            except ValueError:
+                pass
+    return out
