@@ -7,7 +7,8 @@ daemon, text and since filters; errtail -f receives an event posted after
 it started; invalid events and tail parameters are refused with 400 and a
 JSON reason, and nothing of a bad batch is stored; a daemon crashed through
 POST /v1/debug/crash leaves a crit event with its backtrace in errord
-within 5 s and is restarted healthy by the supervisor.
+within 5 s and is restarted healthy by the supervisor.  A daemon's
+shipper sends a burst of events in a few batches, not one POST each.
 
 On private errord instances (own config, own store, errord -d): kill -9
 during a burst of posts loses nothing that was acknowledged, and the seq
@@ -19,6 +20,7 @@ import json
 import os
 import re
 import signal
+import smtplib
 import socket
 import subprocess
 import threading
@@ -354,6 +356,37 @@ def test_errord_metrics(stack):
               "errord_bytes_written_total", "errord_followers",
               "errord_rejected_total"):
         assert re.search(rf"^{m} \d+$", text, re.M), m
+
+
+def errord_batches(stack):
+    text = stack.get("errord", "/metrics").text
+    return int(re.search(r"^errord_batches_total (\d+)$", text, re.M)
+               .group(1))
+
+
+def test_shipper_batches_a_burst(stack):
+    """smtpd logs one info line per message; 20 of them over about half
+    a second reach errord in a few POSTs (log.c lets a batch gather for
+    LOG_LINGER_MS), where one POST per line cost errord and the daemon
+    more than the lines themselves."""
+    who = tag() + "@example.org"
+    before = errord_batches(stack)
+    with smtplib.SMTP("127.0.0.1", stack.ports["smtpd_smtp"],
+                      timeout=10) as s:
+        s.ehlo("errord.test")
+        for _ in range(20):
+            s.mail(who)
+            assert s.rcpt("demo@localhost")[0] == 250
+            # a bare LF: refused at the final dot, without messageserver
+            code, _ = s.data(b"Subject: x\n\nbare LF\r\n")
+            assert code == 550
+            time.sleep(0.025)   # pacing, not an assertion
+    got = wait_for(lambda: len(stack.errord_events(
+        daemon="smtpd", text=who)) == 20 or None, 10)
+    assert got, "smtpd's 20 lines did not all reach errord"
+    # one POST per line would be 20 or more; the rest of the stack is
+    # quiet, so a few batches of its own leave plenty of room
+    assert errord_batches(stack) - before <= 10
 
 
 # ------------------------------------------------------ private instances
