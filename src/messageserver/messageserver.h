@@ -32,6 +32,10 @@ struct db;
 #define MS_HASHTAG_LEN		64		/* bytes of one hashtag */
 #define MS_THREAD_DAYS		"30 days"	/* subject threading window */
 #define MS_LOOPHDR_MAX		4096	/* bytes of List-Id / X-Loop kept */
+/* Levels of message/rfc822 read into for the body (a forward of a
+ * forward of ...); deeper ones are skipped: GMime built them already,
+ * this only bounds our own recursion. */
+#define MS_EMBED_DEPTH		16
 
 /* Result of routing one address; status is the HTTP answer. */
 enum ms_rcpt_status {
@@ -90,6 +94,11 @@ int	 messageserver_mime_parse(const void *raw, size_t len,
 	    const char *fallback_from, const char *msgid_domain,
 	    struct ms_parsed *p);
 void	 messageserver_mime_free(struct ms_parsed *);
+/* messageserver_field_line - 1 if the line at l (up to e, its LF or the
+ * end of the bytes) can be in a header block: a field ("name:", obsolete
+ * spaces before the colon allowed) or a continuation.  The parser and the
+ * members' copy find the end of a header block with it alike. */
+int	 messageserver_field_line(const char *l, const char *e);
 /* messageserver_mime_subject_key - the threading key of a subject
  * (returns allocated, caller frees; not yet lower-cased). */
 char	*messageserver_mime_subject_key(const char *subject);
@@ -120,6 +129,7 @@ struct ms_group {
 	int	moderate_new_topics;
 	int	allow_attachments;
 	long	max_message_size;
+	long	max_attachment_size;	/* decoded bytes; 0: no limit */
 	int	pending_expiry_days;
 	int	archived;		/* status archived: no new posts */
 };

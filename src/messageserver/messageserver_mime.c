@@ -135,11 +135,6 @@ html_strip(const char *h)
 	return strbuf_detach(sb, NULL);
 }
 
-/* Levels of message/rfc822 read into for the body: a forward of a
- * forward of ...; deeper ones are skipped (GMime built them already, this
- * only bounds our own recursion).  Belongs in messageserver.h. */
-#define MS_EMBED_DEPTH	16
-
 struct walk {
 	struct ms_parsed *p;
 	char	*html;
@@ -446,18 +441,33 @@ set_automation(GMimeHeaderList *hl, struct ms_parsed *p)
 	}
 }
 
+int
+messageserver_field_line(const char *l, const char *e)
+{
+	const char *c = l;
+
+	if (l < e && (*l == ' ' || *l == '\t'))
+		return 1;
+	while (c < e && *c > ' ' && *c < 127 && *c != ':')
+		c++;
+	if (c == l)
+		return 0;
+	while (c < e && (*c == ' ' || *c == '\t'))
+		c++;
+	return c < e && *c == ':';
+}
+
 /* body_start - offset of the first line of the header block of raw that
- * is neither a field ("name:", obsolete spaces before the colon allowed)
- * nor a continuation, when no blank line came before it; 0 when the
- * block is well formed.  GMime skips such a line and reads on; Postfix
- * and Python's email package take it as the start of the body, which
- * keeps the text, so it is given a blank line first.  A leading mbox
- * "From " line is GMime's to skip. */
+ * is neither a field nor a continuation (messageserver_field_line), when
+ * no blank line came before it; 0 when the block is well formed.  GMime
+ * skips such a line and reads on; Postfix and Python's email package take
+ * it as the start of the body, which keeps the text, so it is given a
+ * blank line first.  A leading mbox "From " line is GMime's to skip. */
 static size_t
 body_start(const char *raw, size_t len)
 {
 	const char *nl;
-	size_t i = 0, j, e;
+	size_t i = 0, e;
 
 	if (len >= 5 && memcmp(raw, "From ", 5) == 0) {
 		if ((nl = memchr(raw, '\n', len)) == NULL)
@@ -470,16 +480,7 @@ body_start(const char *raw, size_t len)
 		if (raw[i] == '\n' || (raw[i] == '\r' && i + 1 < len &&
 		    raw[i + 1] == '\n'))
 			return 0;		/* the blank line */
-		if (raw[i] == ' ' || raw[i] == '\t')
-			continue;		/* a continuation */
-		for (j = i; j < e && raw[j] > ' ' && raw[j] < 127 &&
-		    raw[j] != ':'; j++)
-			;
-		if (j == i)
-			return i;
-		while (j < e && (raw[j] == ' ' || raw[j] == '\t'))
-			j++;
-		if (j == e || raw[j] != ':')
+		if (!messageserver_field_line(raw + i, raw + e))
 			return i;
 	}
 	return 0;

@@ -59,25 +59,6 @@ in_list(const char *f, size_t flen, const char *const *names)
 	return 0;
 }
 
-/* field_line - 1 if the line at l (up to e) can be in a header block: a
- * field ("name:", obsolete spaces before the colon allowed) or a
- * continuation. */
-static int
-field_line(const char *l, const char *e)
-{
-	const char *c = l;
-
-	if (l < e && (*l == ' ' || *l == '\t'))
-		return 1;
-	while (c < e && *c > ' ' && *c < 127 && *c != ':')
-		c++;
-	if (c == l)
-		return 0;
-	while (c < e && (*c == ' ' || *c == '\t'))
-		c++;
-	return c < e && *c == ':';
-}
-
 /* header_end - offset of the end of the header block, and in *nl the
  * line end the message uses; *blank is 1 when a blank line ends it, 0
  * when the bytes end or a line that is no field does (the body starts
@@ -100,7 +81,7 @@ header_end(const char *raw, size_t len, const char **nl, int *blank)
 		}
 		/* a leading mbox "From " line does not end the block
 		 * (GMime skips it when it parses) */
-		if (!field_line(raw + i, e) && (i > 0 || len < 5 ||
+		if (!messageserver_field_line(raw + i, e) && (i > 0 || len < 5 ||
 		    memcmp(raw, "From ", 5) != 0))
 			return i;
 		if (e < raw + len && (e == raw || e[-1] != '\r'))

@@ -70,8 +70,8 @@ messageserver_group_load(struct db *d, const char *domain, const char *name,
 	r = db_query(d, "SELECT id, name, domain, title, subject_tag, "
 	    "who_can_post, nonmember_posts, reply_to, dmarc_rewrite, "
 	    "moderate_all, moderate_new_topics, allow_attachments, "
-	    "max_message_size, pending_expiry_days, status = 'archived' "
-	    "FROM groups "
+	    "max_message_size, pending_expiry_days, status = 'archived', "
+	    "coalesce(max_attachment_size, 0) FROM groups "
 	    "WHERE domain = $1 AND name = $2 AND status <> 'disabled'",
 	    DB_PARAMS(domain, name));
 	if (r == NULL)
@@ -99,6 +99,7 @@ messageserver_group_load(struct db *d, const char *domain, const char *name,
 	g->max_message_size = strtol(PQgetvalue(r, 0, 12), NULL, 10);
 	g->pending_expiry_days = (int)strtol(PQgetvalue(r, 0, 13), NULL, 10);
 	g->archived = PQgetvalue(r, 0, 14)[0] == 't';
+	g->max_attachment_size = strtol(PQgetvalue(r, 0, 15), NULL, 10);
 	PQclear(r);
 	return 1;
 }
@@ -273,32 +274,25 @@ topic_load(struct db *d, const struct ms_group *g, const struct ms_parsed *p,
 }
 
 /* attachment_check - into why (len bytes) what to tell a poster whose
- * largest attachment is over the group's max_attachment_size (NULL: no
- * limit of its own); why[0] stays '\0' when none is.  Asked only for
- * mail with attachments, so other posts cost no query.  0 or -1. */
-static int
-attachment_check(struct db *d, const struct ms_group *g,
-    const struct ms_parsed *p, char *why, size_t len)
+ * largest attachment is over the group's max_attachment_size (0: no
+ * limit of its own); why[0] stays '\0' when none is. */
+static void
+attachment_check(const struct ms_group *g, const struct ms_parsed *p,
+    char *why, size_t len)
 {
-	char size[32], limit[32];
 	size_t i, big = 0;
-	int rc;
 
 	why[0] = '\0';
-	if (p->natt == 0)
-		return 0;
+	if (p->natt == 0 || g->max_attachment_size <= 0)
+		return;
 	for (i = 1; i < p->natt; i++)
 		if (p->att[i].len > p->att[big].len)
 			big = i;
-	snprintf(size, sizeof(size), "%zu", p->att[big].len);
-	rc = db_query_value(d, "SELECT max_attachment_size FROM groups "
-	    "WHERE id = $1 AND max_attachment_size < $2::bigint",
-	    DB_PARAMS(g->id, size), limit, sizeof(limit));
-	if (rc == 1)
-		snprintf(why, len, "the attachment \"%s\" (%s bytes) is larger "
-		    "than this group accepts (at most %s bytes an attachment)",
-		    p->att[big].filename, size, limit);
-	return rc == -1 ? -1 : 0;
+	if (p->att[big].len > (size_t)g->max_attachment_size)
+		snprintf(why, len, "the attachment \"%s\" (%zu bytes) is larger "
+		    "than this group accepts (at most %ld bytes an attachment)",
+		    p->att[big].filename, p->att[big].len,
+		    g->max_attachment_size);
 }
 
 /* decide - the group's policy applied to this poster and message;
@@ -446,8 +440,7 @@ messageserver_post_group(struct db *d, const struct ms_group *g,
 	}
 	if (topic_load(d, g, p, topic, sizeof(topic), &tf) == -1)
 		return -1;
-	if (attachment_check(d, g, p, big, sizeof(big)) == -1)
-		return -1;
+	attachment_check(g, p, big, sizeof(big));
 	if (!automation(g, s, &dc))
 		dc = decide(g, s, &sd, topic[0] == '\0', &tf, big);
 	else if (dc.v == HOLD && sd.member && (strcmp(sd.role, "owner") == 0 ||
