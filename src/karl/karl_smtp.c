@@ -229,6 +229,7 @@ resolver_main(void *arg)
 	uint64_t one = 1;
 	int i, rc;
 
+	(void)pthread_setname_np(pthread_self(), "karl-resolve");
 	pthread_mutex_lock(&s->lock);
 	while (!s->stop) {
 		for (i = 0, r = NULL; i < RESOLVE_SLOTS; i++)

@@ -262,3 +262,43 @@ def test_next_envelope_rides_with_the_message(keys):
         if st is not None:
             st.stop()
         rec.stop()
+
+
+def karl_threads(pid):
+    """{tid: (name, scheduling policy)} of karl's threads (policy: field
+    41 of /proc/<pid>/task/<tid>/stat; 0 SCHED_OTHER, 3 SCHED_BATCH)."""
+    out = {}
+    for t in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (t / "comm").read_text().strip()
+            stat = (t / "stat").read_text()
+        except OSError:
+            continue            # a thread that just ended
+        fields = stat.rsplit(")", 1)[1].split()
+        out[int(t.name)] = (name, int(fields[38]))
+    return out
+
+
+def test_only_the_signing_workers_preempt(keys):
+    """The signing workers keep the normal policy; the scheduler, the
+    transport and the recorder are SCHED_BATCH, so their frequent
+    wake-ups do not preempt a worker in the middle of a signature."""
+    rec = Recorder()
+    rec.start()
+    st = None
+    try:
+        st = stack_to(keys, rec.port)
+        job = new_job()
+        send_job(st, job, [rcpt(f"t{i}@y.example", i) for i in range(3)])
+        assert wait_for(lambda: job_status(st, job)["sent"] == 3, 30), \
+            (job_status(st, job), st.log_tails())
+        th = karl_threads(st.pid("karl"))
+        names = sorted(n for n, _ in th.values())
+        workers = [p for n, p in th.values() if n == "karl-worker"]
+        assert workers and set(workers) == {0}, (names, th)
+        for name in ("karl-sched", "karl-smtp", "karl-record"):
+            assert [p for n, p in th.values() if n == name] == [3], th
+    finally:
+        if st is not None:
+            st.stop()
+        rec.stop()
