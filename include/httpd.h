@@ -102,6 +102,21 @@ int	 httpd_reply_error(struct httpd_req *, unsigned status,
 int	 httpd_json_unpack(struct httpd_req *, const char *fmt, ...);
 
 /*
+ * Deferred replies: a handler whose answer waits on another thread (say,
+ * messageserver's group commit) parks its connection with httpd_defer and
+ * returns 0; no server thread is held meanwhile.  Exactly one
+ * httpd_defer_reply_json(d, status, j) answers it later, from any thread
+ * (j is taken, as by httpd_reply_json).  A client that went away meanwhile
+ * costs nothing: the answer is dropped.  httpd_stop waits up to 30 s for
+ * the answers, then answers the rest 503 and drops their late answers.
+ * httpd_defer returns NULL (logged) if the request has a reply already.
+ */
+struct httpd_defer;
+struct httpd_defer *httpd_defer(struct httpd_req *);
+void	 httpd_defer_reply_json(struct httpd_defer *, unsigned status,
+	    json_t *j);
+
+/*
  * Streaming replies (chunked), e.g. errord's tail -f.  fn fills buf with up
  * to max bytes and returns the count; 0 means "nothing yet": the connection
  * is parked (no thread is held) until httpd_stream_wake; -1 ends the stream.

@@ -7,7 +7,8 @@
  * with the whole request.  Everything a client can get wrong (unknown path,
  * wrong method, missing secret, oversize or malformed body) is answered
  * here with a JSON error, so handlers see only well-formed input.  Streams
- * park their connection (MHD suspend) while they have nothing to send.
+ * park their connection (MHD suspend) while they have nothing to send, and
+ * so do deferred replies (httpd_defer) until another thread answers them.
  */
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -35,6 +36,7 @@
 
 struct httpd {
 	struct MHD_Daemon	*mhd;
+	struct httpd_defer	*defers;	/* unanswered; under defer_mu */
 	struct httpd_config	 conf;		/* routes borrowed */
 	char			*name;
 	char			*secret;
@@ -59,6 +61,7 @@ struct httpd_req {
 	int			 too_big;
 	json_t			*json;
 	int			 replied;
+	struct httpd_defer	*defer;		/* a deferred reply */
 	char			 cid[40];
 	char			 peer[INET6_ADDRSTRLEN];
 };
@@ -73,6 +76,30 @@ struct httpd_stream {
 	void			(*free_fn)(void *);
 	struct httpd_stream	*next, *prev;
 };
+
+/*
+ * A deferred reply.  Its connection is suspended from httpd_defer until
+ * the answer is in; whoever resumes it (the answer, or httpd_stop giving
+ * up) sets resumed first, under defer_mu, so a connection is resumed once
+ * and only while MHD cannot have freed it (a suspended connection is never
+ * closed).  Two references: the request's (dropped when MHD ends it) and
+ * the answerer's (dropped by httpd_defer_reply_json).
+ */
+struct httpd_defer {
+	struct httpd		*h;		/* NULL once answered or stopped */
+	struct MHD_Connection	*conn;		/* NULL once the request ended */
+	int			 refs;
+	int			 done;		/* the answer is in */
+	int			 resumed;
+	unsigned		 status;
+	char			*body;		/* JSON text, owned */
+	struct httpd_defer	*next, *prev;	/* h->defers */
+};
+
+static pthread_mutex_t	defer_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t	defer_cv = PTHREAD_COND_INITIALIZER;
+
+#define HTTPD_DEFER_WAIT	30	/* s httpd_stop waits for answers */
 
 static int	httpd_builtin_healthz(struct httpd_req *);
 static int	httpd_builtin_metrics(struct httpd_req *);
@@ -195,19 +222,15 @@ httpd_reply(struct httpd_req *req, unsigned status, const char *ctype,
 	return httpd_reply_with(req, status, NULL, ctype, body, len);
 }
 
-int
-httpd_reply_with(struct httpd_req *req, unsigned status,
+/* httpd_queue - the response on conn (body copied); 0 or -1. */
+static int
+httpd_queue(struct MHD_Connection *conn, unsigned status,
     const char *const *headers, const char *ctype, const void *body,
     size_t len)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 
-	if (req->replied) {
-		log_err("httpd: second reply to %s %s", req->method, req->path);
-		return -1;
-	}
-	req->replied = 1;
 	resp = MHD_create_response_from_buffer(len, (void *)(uintptr_t)body,
 	    MHD_RESPMEM_MUST_COPY);
 	if (resp == NULL)
@@ -218,10 +241,141 @@ httpd_reply_with(struct httpd_req *req, unsigned status,
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
 	for (; headers != NULL && headers[0] != NULL; headers += 2)
 		MHD_add_response_header(resp, headers[0], headers[1]);
-	ret = MHD_queue_response(req->conn, status, resp);
+	ret = MHD_queue_response(conn, status, resp);
 	MHD_destroy_response(resp);
 	httpd_count(status);
 	return ret == MHD_YES ? 0 : -1;
+}
+
+int
+httpd_reply_with(struct httpd_req *req, unsigned status,
+    const char *const *headers, const char *ctype, const void *body,
+    size_t len)
+{
+	if (req->replied) {
+		log_err("httpd: second reply to %s %s", req->method, req->path);
+		return -1;
+	}
+	req->replied = 1;
+	return httpd_queue(req->conn, status, headers, ctype, body, len);
+}
+
+struct httpd_defer *
+httpd_defer(struct httpd_req *req)
+{
+	struct httpd_defer *d;
+
+	if (req->replied) {
+		log_err("httpd: deferring %s %s after a reply", req->method,
+		    req->path);
+		return NULL;
+	}
+	d = xcalloc(1, sizeof(*d));
+	d->h = req->h;
+	d->conn = req->conn;
+	d->refs = 2;
+	req->replied = 1;
+	req->defer = d;
+	pthread_mutex_lock(&defer_mu);
+	d->next = req->h->defers;
+	if (d->next != NULL)
+		d->next->prev = d;
+	req->h->defers = d;
+	pthread_mutex_unlock(&defer_mu);
+	/* from inside the handler: MHD parks it once the handler returns,
+	 * and a resume that comes first is not lost (MHD cancels both) */
+	MHD_suspend_connection(req->conn);
+	return d;
+}
+
+/* defer_unlink - off its server's list; under defer_mu. */
+static void
+defer_unlink(struct httpd_defer *d)
+{
+	if (d->h == NULL)
+		return;
+	if (d->prev != NULL)
+		d->prev->next = d->next;
+	else
+		d->h->defers = d->next;
+	if (d->next != NULL)
+		d->next->prev = d->prev;
+	d->next = d->prev = NULL;
+	d->h = NULL;
+	pthread_cond_broadcast(&defer_cv);
+}
+
+/* defer_unref - drop one reference; under defer_mu. */
+static void
+defer_unref(struct httpd_defer *d)
+{
+	if (--d->refs > 0)
+		return;
+	free(d->body);
+	free(d);
+}
+
+void
+httpd_defer_reply_json(struct httpd_defer *d, unsigned status, json_t *j)
+{
+	struct MHD_Connection *conn = NULL;
+	char *text = json_dumps(j, JSON_COMPACT);
+
+	json_decref(j);
+	if (d == NULL) {
+		free(text);
+		return;
+	}
+	if (text == NULL) {
+		status = 500;
+		text = xstrdup("{\"" F_ERROR "\":\"cannot encode reply\"}");
+	}
+	pthread_mutex_lock(&defer_mu);
+	if (!d->done) {
+		d->done = 1;
+		d->status = status;
+		d->body = text;
+		text = NULL;
+	}
+	defer_unlink(d);
+	if (!d->resumed && d->conn != NULL) {
+		d->resumed = 1;
+		conn = d->conn;
+	}
+	defer_unref(d);
+	pthread_mutex_unlock(&defer_mu);
+	free(text);
+	/* outside the lock: MHD takes its own, and calls back into us */
+	if (conn != NULL)
+		MHD_resume_connection(conn);
+}
+
+/* defer_send - on the connection's thread, after the resume: queue the
+ * answer (or park again if none is in). */
+static void
+defer_send(struct httpd_req *req)
+{
+	struct httpd_defer *d = req->defer;
+	unsigned status = 0;
+	char *body = NULL;
+
+	pthread_mutex_lock(&defer_mu);
+	if (d->done) {
+		status = d->status;
+		body = d->body;
+		d->body = NULL;
+	} else
+		d->resumed = 0;
+	pthread_mutex_unlock(&defer_mu);
+	if (status == 0) {
+		MHD_suspend_connection(req->conn);
+		return;
+	}
+	if (body == NULL)
+		return;		/* queued already */
+	httpd_queue(req->conn, status, NULL, API_JSON_TYPE, body,
+	    strlen(body));
+	free(body);
 }
 
 int
@@ -472,6 +626,10 @@ httpd_access(void *cls, struct MHD_Connection *conn, const char *url,
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
+	if (req->defer != NULL) {
+		defer_send(req);
+		return MHD_YES;
+	}
 	if (req->replied)
 		return MHD_YES;
 	httpd_dispatch(req);
@@ -489,6 +647,12 @@ httpd_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)toe;
 	if (req == NULL)
 		return;
+	if (req->defer != NULL) {
+		pthread_mutex_lock(&defer_mu);
+		req->defer->conn = NULL;
+		defer_unref(req->defer);
+		pthread_mutex_unlock(&defer_mu);
+	}
 	strbuf_free(req->body);
 	json_decref(req->json);
 	free(req);
@@ -678,6 +842,46 @@ httpd_port(const struct httpd *h)
 	return h->port;
 }
 
+/* defers_finish - give the answerers of deferred replies a while (they
+ * run on the daemon's own threads, which stop after httpd), then answer
+ * the rest 503 and resume them: MHD cannot stop with a suspended
+ * connection.  Their late answers are dropped. */
+static void
+defers_finish(struct httpd *h)
+{
+	struct MHD_Connection *conns[64];
+	struct httpd_defer *d;
+	struct timespec until;
+	size_t n;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += HTTPD_DEFER_WAIT;
+	pthread_mutex_lock(&defer_mu);
+	while (h->defers != NULL &&
+	    pthread_cond_timedwait(&defer_cv, &defer_mu, &until) == 0)
+		;
+	if (h->defers != NULL)
+		log_warnx("httpd: stopping with unanswered requests: 503");
+	do {
+		for (n = 0; h->defers != NULL && n < NELEM(conns); ) {
+			d = h->defers;
+			d->done = 1;
+			d->status = 503;
+			d->body = xstrdup("{\"" F_ERROR "\":\"shutting down\"}");
+			if (!d->resumed && d->conn != NULL) {
+				d->resumed = 1;
+				conns[n++] = d->conn;
+			}
+			defer_unlink(d);
+		}
+		pthread_mutex_unlock(&defer_mu);
+		while (n > 0)
+			MHD_resume_connection(conns[--n]);
+		pthread_mutex_lock(&defer_mu);
+	} while (h->defers != NULL);
+	pthread_mutex_unlock(&defer_mu);
+}
+
 void
 httpd_stop(struct httpd *h)
 {
@@ -687,6 +891,7 @@ httpd_stop(struct httpd *h)
 		return;
 	atomic_store(&h->stopping, 1);
 	MHD_quiesce_daemon(h->mhd);
+	defers_finish(h);
 	/* Every parked stream must be resumed before MHD_stop_daemon. */
 	pthread_mutex_lock(&h->mu);
 	for (s = h->streams; s != NULL; s = s->next)

@@ -7,7 +7,8 @@
  *				bounce, forward) or refuse it (404/403)
  *	POST /v1/inbound	a message from smtpd: parsed with GMime, then
  *				the posting pipeline (policy, hold, archive);
- *				200 only after COMMIT
+ *				200 only after COMMIT, which concurrent
+ *				requests share (messageserver_commit.c)
  *	POST /v1/posts		a post from web or a crawler, as fields: the
  *				same pipeline
  *	POST /v1/bounces	a receiver karl gave up on: a bounce event
@@ -59,12 +60,16 @@ messageserver_init(void)
 	messageserver_count_init();
 	messageserver_routes[1].max_body =
 	    (size_t)cfg.smtpd_max_message / 3 * 4 + 4 + 64 * 1024;
+	if (messageserver_commit_start() == -1)
+		return -1;
 	return messageserver_fanout_start(cfg.messageserver_fanout_threads);
 }
 
+/* After httpd_stop, which waits for the deferred answers. */
 static void
 messageserver_fini(void)
 {
+	messageserver_commit_stop();
 	messageserver_fanout_stop();
 	messageserver_mime_fini();
 }

@@ -253,6 +253,30 @@ int	 messageserver_fanout_start(int nthreads);
 void	 messageserver_fanout_kick(void);
 void	 messageserver_fanout_stop(void);
 
+/*
+ * Group commit (messageserver_commit.c): requests waiting for the
+ * database share a transaction and are answered after its COMMIT.
+ *	run	the job's work inside the shared transaction on d; -1 on a
+ *		database failure (the batch is rolled back and each of its
+ *		jobs runs again alone)
+ *	reset	forget what a rolled-back run built (before it runs again)
+ *	done	after the COMMIT (rc 0) or a failure alone (rc -1): answer
+ *		and free; called exactly once per job, on a committer thread
+ */
+#define MS_COMMIT_THREADS	2	/* committers, one connection each */
+#define MS_COMMIT_BATCH		64	/* jobs in one transaction at most */
+struct ms_commit_ops {
+	int	(*run)(struct db *d, void *arg);
+	void	(*reset)(void *arg);
+	void	(*done)(void *arg, int rc);
+};
+/* messageserver_commit_submit - queue a job (arg borrowed until done). */
+void	 messageserver_commit_submit(const struct ms_commit_ops *, void *arg);
+/* messageserver_commit_start - the committers; _stop runs what is queued,
+ * then joins them. */
+int	 messageserver_commit_start(void);
+void	 messageserver_commit_stop(void);
+
 /* messageserver_result_json - one group's outcome for a reply. */
 json_t	*messageserver_result_json(const struct ms_group *,
 	    const struct ms_result *);

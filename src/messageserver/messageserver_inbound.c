@@ -6,10 +6,13 @@
  * bytes parsed with GMime (422 when they are not a message), then in ONE
  * transaction every recipient is routed again and, for each group posted
  * to, the message goes through the posting pipeline (messageserver_post.c:
- * archived, held, rejected with a notice, or dropped).  The reply, 200
- * {"status": overall, "messages": [per group]}, is sent only after COMMIT;
- * any database failure rolls everything back and answers 503, which smtpd
- * turns into 451 so the sender retries and nothing is lost.  A rejection
+ * archived, held, rejected with a notice, or dropped).  That transaction
+ * is shared with the other requests waiting for the database (the group
+ * commit, messageserver_commit.c); the request's connection is parked
+ * meanwhile.  The reply, 200 {"status": overall, "messages": [per
+ * group]}, is sent only after COMMIT; any database failure rolls
+ * everything back and answers 503, which smtpd turns into 451 so the
+ * sender retries and nothing is lost.  A rejection
  * is still a 200: the message was taken, and the poster hears why from a
  * notice (an SMTP-time refusal would reject the other groups' copies too).
  * Owner, command, bounce and forward recipients go to their handlers
@@ -236,73 +239,112 @@ post_all(struct db *d, const struct ms_inbound *in,
 	return 0;
 }
 
-/* messageserver_inbound_handler - POST /v1/inbound. */
+/* One /v1/inbound request waiting for the group commit. */
+struct inbound_job {
+	struct httpd_defer	*defer;
+	struct ms_inbound	 in;
+	struct ms_parsed	 p;
+	struct ms_submission	 sub;
+	char			 cid[40];
+	json_t			*msgs, *acts;	/* built by run */
+};
+
+/* inbound_run - route and post inside the shared transaction. */
+static int
+inbound_run(struct db *d, void *arg)
+{
+	struct inbound_job *j = arg;
+
+	return post_all(d, &j->in, &j->sub, j->msgs, j->acts);
+}
+
+/* inbound_reset - the transaction was rolled back: forget its outcomes. */
+static void
+inbound_reset(void *arg)
+{
+	struct inbound_job *j = arg;
+
+	json_array_clear(j->msgs);
+	json_array_clear(j->acts);
+}
+
+/* inbound_done - answer after the COMMIT, then free the job. */
+static void
+inbound_done(void *arg, int rc)
+{
+	struct inbound_job *j = arg;
+	const char *status;
+	json_t *reply;
+	unsigned code;
+
+	if (rc != 0) {
+		code = 503;
+		log_err("%s messageserver: database failure; not stored, "
+		    "try again later", j->cid);
+		reply = json_pack("{s:s}", F_ERROR,
+		    "database failure; not stored, try again later");
+	} else if (json_array_size(j->msgs) == 0 &&
+	    json_array_size(j->acts) == 0) {
+		/* nothing routed, so the transaction holds nothing of it */
+		code = 422;
+		reply = json_pack("{s:s}", F_ERROR, "no valid recipient");
+	} else {
+		code = 200;
+		messageserver_fanout_kick();
+		messageserver_count(j->msgs);
+		status = messageserver_overall(j->msgs,
+		    json_array_size(j->acts) > 0);
+		reply = json_pack("{s:s, s:O, s:O}", F_MS_STATUS, status,
+		    F_MS_MESSAGES, j->msgs, "actions", j->acts);
+	}
+	httpd_defer_reply_json(j->defer, code, reply);
+	json_decref(j->msgs);
+	json_decref(j->acts);
+	messageserver_mime_free(&j->p);
+	ms_inbound_free(&j->in);
+	free(j);
+}
+
+static const struct ms_commit_ops inbound_ops = {
+	inbound_run, inbound_reset, inbound_done,
+};
+
+/* messageserver_inbound_handler - POST /v1/inbound: decode and parse on
+ * the HTTP thread, then the transaction through the group commit. */
 int
 messageserver_inbound_handler(struct httpd_req *req)
 {
-	struct ms_inbound in;
-	struct ms_submission sub;
-	struct ms_parsed p;
+	struct inbound_job *j = xcalloc(1, sizeof(*j));
 	char err[256];
-	const char *cid, *status;
-	json_t *msgs, *acts;
-	struct db *d;
-	int rc;
 
-	if (ms_inbound_decode(httpd_req_json(req), &in, err,
-	    sizeof(err)) == -1)
+	if (ms_inbound_decode(httpd_req_json(req), &j->in, err,
+	    sizeof(err)) == -1) {
+		free(j);
 		return httpd_reply_error(req, 400, "%s", err);
-	cid = in.cid ? in.cid : httpd_req_cid(req);
-	if (messageserver_mime_parse(in.raw, in.rawlen, in.mail_from,
-	    cfg.domain ? cfg.domain : "localhost", &p) == -1) {
+	}
+	strlcpy_chk(j->cid, j->in.cid ? j->in.cid : httpd_req_cid(req),
+	    sizeof(j->cid));
+	if (messageserver_mime_parse(j->in.raw, j->in.rawlen,
+	    j->in.mail_from, cfg.domain ? cfg.domain : "localhost",
+	    &j->p) == -1) {
 		log_info("%s messageserver: from <%s>: not a MIME message",
-		    cid, in.mail_from);
-		ms_inbound_free(&in);
+		    j->cid, j->in.mail_from);
+		ms_inbound_free(&j->in);
+		free(j);
 		return httpd_reply_error(req, 422, "not a parsable message");
 	}
-	if ((d = db_get(daemon_db)) == NULL) {
-		messageserver_mime_free(&p);
-		ms_inbound_free(&in);
-		return httpd_reply_error(req, 503, "database unavailable");
+	j->sub.source = "email";
+	j->sub.mail_from = j->in.mail_from;
+	j->sub.raw = j->in.raw;
+	j->sub.rawlen = j->in.rawlen;
+	j->sub.p = &j->p;
+	j->sub.cid = j->cid;
+	j->msgs = json_array();
+	j->acts = json_array();
+	if ((j->defer = httpd_defer(req)) == NULL) {
+		inbound_done(j, -1);	/* cannot happen: not replied yet */
+		return 0;
 	}
-	memset(&sub, 0, sizeof(sub));
-	sub.source = "email";
-	sub.mail_from = in.mail_from;
-	sub.raw = in.raw;
-	sub.rawlen = in.rawlen;
-	sub.p = &p;
-	sub.cid = cid;
-	msgs = json_array();
-	acts = json_array();
-	rc = db_begin(d);
-	if (rc == 0)
-		rc = post_all(d, &in, &sub, msgs, acts);
-	if (rc == 0 && json_array_size(msgs) == 0 &&
-	    json_array_size(acts) == 0) {
-		db_rollback(d);
-		db_put(daemon_db, d);
-		json_decref(msgs);
-		json_decref(acts);
-		messageserver_mime_free(&p);
-		ms_inbound_free(&in);
-		return httpd_reply_error(req, 422, "no valid recipient");
-	}
-	if (rc == 0)
-		rc = db_commit(d);
-	if (rc != 0)
-		db_rollback(d);
-	db_put(daemon_db, d);
-	messageserver_mime_free(&p);
-	ms_inbound_free(&in);
-	if (rc != 0) {
-		json_decref(msgs);
-		json_decref(acts);
-		return httpd_reply_error(req, 503,
-		    "database failure; not stored, try again later");
-	}
-	messageserver_fanout_kick();
-	messageserver_count(msgs);
-	status = messageserver_overall(msgs, json_array_size(acts) > 0);
-	return httpd_reply_json(req, 200, json_pack("{s:s, s:o, s:o}",
-	    F_MS_STATUS, status, F_MS_MESSAGES, msgs, "actions", acts));
+	messageserver_commit_submit(&inbound_ops, j);
+	return 0;
 }

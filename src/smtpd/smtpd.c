@@ -27,7 +27,11 @@
 #include "smtp_parse.h"
 #include "smtpd.h"
 
-#define SMTPD_WORKERS	4
+/* Calls to messageserver that may wait at once.  A worker only waits:
+ * messageserver answers /v1/inbound after a COMMIT it shares with the
+ * other calls waiting (its group commit), so the more sessions can wait
+ * together, the fewer commits; 4 made batches of at most 4. */
+#define SMTPD_WORKERS	32
 
 struct messageserver_clnt *smtpd_ms;
 static struct event_base *smtpd_base;

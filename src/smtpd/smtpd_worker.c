@@ -18,7 +18,7 @@
 #include "smtpd.h"
 #include "xalloc.h"
 
-#define WORKER_MAX	16
+#define WORKER_MAX	64
 
 struct job {
 	struct job	*next;

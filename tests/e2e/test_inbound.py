@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: MIT
 """messageserver's /v1/rcpt and /v1/inbound against the real stack: recipient
 routing, archiving with threading and deduplication, charset conversion,
-attachments, and the refusals (400, 413, 422).  The inbound body is built
+attachments, the refusals (400, 413, 422), and the group commit (posts
+waiting for the database share a transaction; one that fails fails alone;
+kill -9 loses nothing acknowledged).  The inbound body is built
 the way messageserver_clnt does it: JSON with the raw bytes in base64url
 without padding.  The database is read with psql and the stack's
 db_conninfo."""
@@ -11,13 +13,18 @@ import email
 import email.policy
 import glob
 import json
+import os
+import re
+import signal
 import subprocess
+import threading
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from stack import http_send_large
+from stack import http_send_large, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 MAIL = REPO / "tests" / "data" / "mail"
@@ -653,3 +660,173 @@ def test_unicode_hashtags(stack):
                "h.id = th.hashtag_id WHERE m.message_id = :'v1' "
                "ORDER BY h.name", msgid)
     assert rows == [["caf\u00e9"], ["\u00c9t\u00e9"]]
+
+
+# ------------------------------------------------------------ group commit
+
+def ms_metric(stack, name):
+    m = re.search(rf"^{name} (-?\d+)$",
+                  stack.get("messageserver", "/metrics").text, re.M)
+    assert m, name
+    return int(m.group(1))
+
+
+def anyone_group(stack):
+    """A group anyone may post to, and its id."""
+    name = "gc" + uuid.uuid4().hex[:10]
+    gid = sql(stack, "INSERT INTO groups (domain, name, who_can_post) "
+              "VALUES ('localhost', :'v1', 'anyone') RETURNING id",
+              name)[0][0]
+    return name, gid
+
+
+class CounterLock:
+    """A psql session holding the group_counters row of a group FOR
+    UPDATE: every post to the group updates that row, so its transaction
+    waits until release() while the next requests queue up."""
+
+    def __init__(self, stack, gid):
+        self.p = subprocess.Popen(
+            ["psql", "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1",
+             conninfo(stack)], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True)
+        self.p.stdin.write("BEGIN; SELECT 'locked' FROM group_counters "
+                           f"WHERE group_id = {int(gid)} FOR UPDATE;\n")
+        self.p.stdin.flush()
+        assert self.p.stdout.readline().strip() == "locked"
+
+    def release(self):
+        if self.p.poll() is None:
+            self.p.stdin.write("COMMIT;\n")
+            self.p.stdin.close()
+            self.p.wait(timeout=10)
+
+
+def post_while_locked(stack, gid, bodies):
+    """Post every body at once while the group's counter row is locked,
+    release the lock once all of them wait in messageserver, and return
+    the answers (in order) and how many transactions they took."""
+    answers = [None] * len(bodies)
+    waiting0 = ms_metric(stack, "messageserver_commit_waiting")
+    lock = CounterLock(stack, gid)
+    try:
+        def send(i):
+            answers[i] = stack.post("messageserver", "/v1/inbound",
+                                    bodies[i], timeout=30)
+        threads = [threading.Thread(target=send, args=(i,))
+                   for i in range(len(bodies))]
+        for t in threads:
+            t.start()
+        assert wait_for(lambda: ms_metric(
+            stack, "messageserver_commit_waiting") - waiting0 ==
+            len(bodies), 10), "the posts did not all reach the committers"
+        batches0 = ms_metric(stack, "messageserver_commit_batches_total")
+    finally:
+        lock.release()
+    for t in threads:
+        t.join(30)
+    return answers, ms_metric(
+        stack, "messageserver_commit_batches_total") - batches0
+
+
+def test_group_commit_shares_one_transaction(stack):
+    """Posts that wait for the database at the same time are committed
+    together: 12 posts queued behind a locked counter row take at most 3
+    transactions once it is free (one per committer already blocked on
+    the lock, then the rest in one), and each is answered with its own
+    consecutive number."""
+    g, gid = anyone_group(stack)
+    msgs = [message(f"shared commit {i}")[0] for i in range(12)]
+    answers, batches = post_while_locked(
+        stack, gid, [inbound_body(raw, rcpts=(f"{g}@localhost",))
+                     for raw in msgs])
+    assert all(a is not None and a.status == 200 for a in answers), answers
+    numbers = sorted(a.json()["messages"][0]["number"] for a in answers)
+    assert numbers == list(range(1, 13))
+    assert batches <= 3, batches
+    assert sql(stack, "SELECT count(*) FROM messages WHERE group_id = "
+               ":'v1'", gid) == [["12"]]
+
+
+def test_group_commit_failure_fails_alone(stack):
+    """A post that fails in the database fails alone (503: smtpd says
+    451) and the others of its batch are archived; a Message-ID twice in
+    one batch is archived once and a duplicate the second time."""
+    g, gid = anyone_group(stack)
+    fail = "fail-" + uuid.uuid4().hex[:8]
+    fn = "e2e_" + uuid.uuid4().hex[:8]
+    sql(stack, f"CREATE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql "
+        "AS $$ BEGIN RAISE EXCEPTION 'e2e: refused'; END $$; "
+        f"CREATE TRIGGER {fn} BEFORE INSERT ON messages FOR EACH ROW "
+        f"WHEN (NEW.subject = '{fail}') EXECUTE FUNCTION {fn}()")
+    try:
+        good = [message(f"good {i}") for i in range(8)]
+        bad = [message(fail) for _ in range(2)]
+        twice = good[3]
+        bodies = [inbound_body(raw, rcpts=(f"{g}@localhost",))
+                  for raw, _ in good[:5] + bad[:1] + [twice] + good[5:] +
+                  bad[1:]]
+        retried0 = ms_metric(stack, "messageserver_commit_retried_total")
+        answers, _ = post_while_locked(stack, gid, bodies)
+    finally:
+        sql(stack, f"DROP TRIGGER {fn} ON messages; DROP FUNCTION {fn}()")
+    assert [a.status for a in answers] == [200] * 5 + [503] + [200] * 4 + \
+        [503]
+    assert ms_metric(stack, "messageserver_commit_retried_total") > retried0
+    st = collections.Counter(a.json()["messages"][0]["status"]
+                             for a in answers if a.status == 200)
+    assert st == {"archived": 8, "duplicate": 1}
+    rows = sql(stack, "SELECT message_id FROM messages WHERE group_id = "
+               ":'v1'", gid)
+    assert sorted(r[0] for r in rows) == sorted(m for _, m in good)
+
+
+def test_kill9_during_group_commit_loses_nothing_acknowledged(make_stack):
+    """kill -9 messageserver while 6 senders post as fast as they can:
+    every post answered 200 is archived; the others are sent again (as
+    smtpd's 451 makes an MTA do) until answered, and then every post is
+    in the archive exactly once."""
+    st = make_stack()
+    g, gid = anyone_group(st)
+    acked, unacked, lock = [], [], threading.Lock()
+    stop = threading.Event()
+
+    def sender():
+        while not stop.is_set():
+            raw, msgid = message("kill -9 " + uuid.uuid4().hex[:6])
+            try:
+                r = inbound(st, raw, rcpts=(f"{g}@localhost",))
+                ok = r.status == 200
+            except OSError:
+                ok = False
+            with lock:
+                (acked if ok else unacked).append((raw, msgid))
+    threads = [threading.Thread(target=sender) for _ in range(6)]
+    for t in threads:
+        t.start()
+    try:
+        assert wait_for(lambda: len(acked) >= 30, 20)
+        old = st.pid("messageserver")
+        os.kill(old, signal.SIGKILL)
+        assert st.wait_new_pid("messageserver", old, timeout=15)
+        assert st.wait_healthy("messageserver", timeout=15)
+        n = len(acked)
+        assert wait_for(lambda: len(acked) >= n + 30, 20)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    rows = sql(st, "SELECT message_id FROM messages WHERE group_id = :'v1'",
+               gid)
+    archived = collections.Counter(r[0] for r in rows)
+    assert all(archived[m] == 1 for _, m in acked), "acknowledged, lost"
+    assert unacked, "the kill interrupted no post"
+    for raw, msgid in unacked:
+        r = inbound(st, raw, rcpts=(f"{g}@localhost",))
+        assert r.status == 200, r
+        assert r.json()["messages"][0]["status"] in ("archived",
+                                                     "duplicate")
+    rows = sql(st, "SELECT message_id FROM messages WHERE group_id = :'v1'",
+               gid)
+    assert sorted(r[0] for r in rows) == sorted(m for _, m in acked +
+                                                unacked)
