@@ -47,4 +47,31 @@ const char *dkim_key_domain(const struct dkim_key *);
 char	*dkim_sign(const struct dkim_key *, const char *msg, size_t len,
 	    time_t now, char *err, size_t errlen);
 
+struct strbuf;
+struct dkim_body_cache;
+
+/*
+ * dkim_sign_many - dkim_sign with each of keys[0..nkeys), the fields
+ * appended to out in key order (the first key's on top once prepended),
+ * the header block split and canonicalised once and the body hashed
+ * once.  With bc, a body that begins with bc's bytes is hashed from bc's
+ * state on.  Returns how many signatures were appended: -1 when the
+ * message cannot be signed (as dkim_sign refuses it), fewer than nkeys
+ * when a key failed (the last reason in err).
+ */
+int	 dkim_sign_many(const struct dkim_key *const *keys, size_t nkeys,
+	    const char *msg, size_t len, time_t now,
+	    const struct dkim_body_cache *bc, struct strbuf *out, char *err,
+	    size_t errlen);
+
+/*
+ * dkim_body_cache_new - the relaxed SHA-256 state of body[0..len) up to
+ * its last CRLF (its bytes kept), for bodies that begin with them: the
+ * part of a post that every receiver's copy shares.  NULL when there is
+ * no whole line.  Read-only once made: any number of threads may sign
+ * with it.  dkim_body_cache_free accepts NULL, returns NULL.
+ */
+struct dkim_body_cache *dkim_body_cache_new(const char *body, size_t len);
+struct dkim_body_cache *dkim_body_cache_free(struct dkim_body_cache *);
+
 #endif

@@ -32,6 +32,15 @@ struct mime_footer_plan *mime_footer_plan(const char *msg, size_t len,
  * one plan. */
 char	*mime_footer_apply(const struct mime_footer_plan *, const char *text,
 	    const char *html, size_t *outlen);
+/* mime_footer_wants_html - whether the message has a text/html part
+ * for the html footer (else mime_footer_apply never uses html). */
+int	 mime_footer_wants_html(const struct mime_footer_plan *);
+/* mime_footer_prefix - the bytes every mime_footer_apply output with a
+ * non-empty text begins with (borrowed from the plan; *lenp set): the
+ * message up to its first footer.  For work done once per job, such as
+ * the hash state of a DKIM body (dkim_body_cache_new). */
+const char *mime_footer_prefix(const struct mime_footer_plan *,
+	    size_t *lenp);
 /* mime_footer_plan_free - accepts NULL, returns NULL. */
 struct mime_footer_plan *mime_footer_plan_free(struct mime_footer_plan *);
 

@@ -3,14 +3,21 @@
  * dkim.c - DKIM signatures (RFC 6376) with rsa-sha256 and ed25519-sha256
  * (RFC 8463), relaxed/relaxed, on OpenSSL 3.
  *
- * A key is read and parsed once; dkim_sign then only reads it, with a
- * fresh EVP_MD_CTX per call, so one key serves every thread.  Nothing here
- * keeps state between calls.  The message is trusted to be ours (karl
- * signs what messageserver built) but is still parsed defensively: the
- * header block is bounded, malformed fields are refused, and only a small
- * set of field names with plain spelling reach h=.
+ * A key is read and parsed once, and keeps a small pool of signing
+ * contexts made for it (OpenSSL 3 spends about a tenth of an RSA-2048
+ * signature setting one up), each used by one thread at a time, so one
+ * key serves every thread.  dkim_sign_many signs one message with several
+ * keys: the header block is split and canonicalised once and the body
+ * hashed once, and a dkim_body_cache holds the hash state of a body
+ * prefix many messages share (karl's copies of one post differ only in
+ * their footer), checked byte for byte before it is used.  The message
+ * is trusted to be ours (karl signs what messageserver built) but is
+ * still parsed defensively: the header block is bounded, malformed
+ * fields are refused, and only a small set of field names with plain
+ * spelling reach h=.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +26,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 
 #include "bounds.h"
 #include "dkim.h"
@@ -30,6 +38,17 @@
 #define DKIM_FOLD	76		/* column we fold the signature at */
 #define DKIM_BUF	4096		/* body bytes hashed per update */
 #define DKIM_NAME_MAX	64		/* longer "list-*" names are not signed */
+#define DKIM_POOL	16		/* idle signing contexts kept per key */
+
+/* Signing contexts ready for the key: RSA an EVP_PKEY_CTX set up for
+ * PKCS#1 v1.5 over a SHA-256 digest, Ed25519 an EVP_MD_CTX after
+ * EVP_DigestSignInit.  Apart from the key, since a key is const to its
+ * users. */
+struct dkim_pool {
+	pthread_mutex_t	 lock;
+	void		*ctx[DKIM_POOL];
+	size_t		 n;
+};
 
 struct dkim_key {
 	EVP_PKEY	*pkey;
@@ -37,6 +56,15 @@ struct dkim_key {
 	enum dkim_alg	 alg;
 	char		 domain[SMTP_DOMAIN_MAX + 1];
 	char		 selector[DKIM_SELECTOR_MAX + 1];
+	struct dkim_pool *pool;
+};
+
+struct dkim_body_cache {
+	EVP_MD		*sha256;
+	EVP_MD_CTX	*ctx;		/* after the canonical prefix */
+	size_t		 blank;		/* its trailing empty lines, held back */
+	char		*bytes;		/* the prefix, compared before use */
+	size_t		 len;
 };
 
 /* One header field: name, colon and value through its last line, no CRLF. */
@@ -130,6 +158,8 @@ dkim_key_load(const char *domain, const char *selector, const char *path,
 		return NULL;
 	}
 	k = xcalloc(1, sizeof(*k));
+	k->pool = xcalloc(1, sizeof(*k->pool));
+	pthread_mutex_init(&k->pool->lock, NULL);
 	k->pkey = PEM_read_PrivateKey(fp, NULL, dkim_nopass, NULL);
 	fclose(fp);
 	if (k->pkey == NULL) {
@@ -169,8 +199,17 @@ dkim_key_load(const char *domain, const char *selector, const char *path,
 struct dkim_key *
 dkim_key_free(struct dkim_key *k)
 {
+	size_t i;
+
 	if (k == NULL)
 		return NULL;
+	for (i = 0; i < k->pool->n; i++)
+		if (k->alg == DKIM_RSA_SHA256)
+			EVP_PKEY_CTX_free(k->pool->ctx[i]);
+		else
+			EVP_MD_CTX_free(k->pool->ctx[i]);
+	pthread_mutex_destroy(&k->pool->lock);
+	free(k->pool);
 	EVP_PKEY_free(k->pkey);
 	EVP_MD_free(k->sha256);
 	free(k);
@@ -413,37 +452,102 @@ dkim_body_line(struct dkim_body *b, const char *p, size_t n)
 	return 0;
 }
 
-/* dkim_body_hash - SHA-256 of the relaxed body into md (32 bytes).  An
- * empty canonical body hashes as the empty string, as RFC 6376 erratum
- * 3192 reads 3.4.4 and as libopendkim and python3-dkim verify. */
+/* dkim_body_lines - the lines of p[0..n) into b; a last line with no
+ * CRLF counts as one (SMTP will end it with one). */
 static int
-dkim_body_hash(const struct dkim_key *k, const char *p, size_t n,
-    unsigned char *md)
+dkim_body_lines(struct dkim_body *b, const char *p, size_t n)
 {
-	struct dkim_body *b = xcalloc(1, sizeof(*b));
 	const char *e = p + n, *crlf;
-	int rc = -1;
 
-	if ((b->ctx = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestInit_ex(b->ctx, k->sha256, NULL) != 1)
-		goto out;
 	while (p < e) {
 		crlf = memmem(p, (size_t)(e - p), "\r\n", 2);
-		/* a last line with no CRLF: SMTP will end it with one */
 		if (dkim_body_line(b, p, crlf ? (size_t)(crlf - p) :
 		    (size_t)(e - p)) == -1)
-			goto out;
+			return -1;
 		p = crlf ? crlf + 2 : e;
 	}
 	if (b->n > 0 && EVP_DigestUpdate(b->ctx, b->buf, b->n) != 1)
+		return -1;
+	b->n = 0;
+	return 0;
+}
+
+/* dkim_body_hash - SHA-256 of the relaxed body into md (32 bytes),
+ * starting from bc's state when the body begins with bc's bytes.  An
+ * empty canonical body hashes as the empty string, as RFC 6376 erratum
+ * 3192 reads 3.4.4 and as libopendkim and python3-dkim verify. */
+static int
+dkim_body_hash(const EVP_MD *sha256, const struct dkim_body_cache *bc,
+    const char *p, size_t n, unsigned char *md)
+{
+	struct dkim_body *b = xcalloc(1, sizeof(*b));
+	int rc = -1;
+
+	if ((b->ctx = EVP_MD_CTX_new()) == NULL)
 		goto out;
-	if (EVP_DigestFinal_ex(b->ctx, md, NULL) != 1)
+	if (bc != NULL && n >= bc->len && memcmp(p, bc->bytes, bc->len) == 0) {
+		if (EVP_MD_CTX_copy_ex(b->ctx, bc->ctx) != 1)
+			goto out;
+		b->blank = bc->blank;
+		p += bc->len;
+		n -= bc->len;
+	} else if (EVP_DigestInit_ex(b->ctx, sha256, NULL) != 1)
+		goto out;
+	if (dkim_body_lines(b, p, n) == -1 ||
+	    EVP_DigestFinal_ex(b->ctx, md, NULL) != 1)
 		goto out;
 	rc = 0;
 out:
 	EVP_MD_CTX_free(b->ctx);
 	free(b);
 	return rc;
+}
+
+struct dkim_body_cache *
+dkim_body_cache_new(const char *body, size_t len)
+{
+	struct dkim_body_cache *bc;
+	struct dkim_body *b;
+	size_t cut = 0, i;
+
+	/* whole lines only: a line's canonical form depends on its end */
+	for (i = len; i >= 2; i--)
+		if (body[i - 2] == '\r' && body[i - 1] == '\n') {
+			cut = i;
+			break;
+		}
+	if (cut == 0)
+		return NULL;
+	bc = xcalloc(1, sizeof(*bc));
+	b = xcalloc(1, sizeof(*b));
+	if ((bc->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL ||
+	    (b->ctx = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex(b->ctx, bc->sha256, NULL) != 1 ||
+	    dkim_body_lines(b, body, cut) == -1) {
+		ERR_clear_error();
+		EVP_MD_CTX_free(b->ctx);
+		free(b);
+		return dkim_body_cache_free(bc);
+	}
+	bc->ctx = b->ctx;
+	bc->blank = b->blank;
+	free(b);
+	bc->bytes = xmalloc(cut);
+	memcpy(bc->bytes, body, cut);
+	bc->len = cut;
+	return bc;
+}
+
+struct dkim_body_cache *
+dkim_body_cache_free(struct dkim_body_cache *bc)
+{
+	if (bc == NULL)
+		return NULL;
+	EVP_MD_CTX_free(bc->ctx);
+	EVP_MD_free(bc->sha256);
+	free(bc->bytes);
+	free(bc);
+	return NULL;
 }
 
 static char *
@@ -474,35 +578,106 @@ dkim_word(struct strbuf *sb, size_t *col, const char *w, int sep)
 	*col += n;
 }
 
+/* dkim_ctx_take - an idle signing context of k, or NULL (make one). */
+static void *
+dkim_ctx_take(const struct dkim_key *k)
+{
+	void *c = NULL;
+
+	pthread_mutex_lock(&k->pool->lock);
+	if (k->pool->n > 0)
+		c = k->pool->ctx[--k->pool->n];
+	pthread_mutex_unlock(&k->pool->lock);
+	return c;
+}
+
+/* dkim_ctx_give - c back into k's pool, or freed when the pool is full. */
+static void
+dkim_ctx_give(const struct dkim_key *k, void *c)
+{
+	pthread_mutex_lock(&k->pool->lock);
+	if (k->pool->n < DKIM_POOL) {
+		k->pool->ctx[k->pool->n++] = c;
+		c = NULL;
+	}
+	pthread_mutex_unlock(&k->pool->lock);
+	if (c != NULL && k->alg == DKIM_RSA_SHA256)
+		EVP_PKEY_CTX_free(c);
+	else if (c != NULL)
+		EVP_MD_CTX_free(c);
+}
+
+/* dkim_rsa_ctx - a new context for PKCS#1 v1.5 signatures of SHA-256
+ * digests with k, or NULL. */
+static EVP_PKEY_CTX *
+dkim_rsa_ctx(const struct dkim_key *k)
+{
+	EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
+
+	if (pc == NULL || EVP_PKEY_sign_init(pc) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PADDING) != 1 ||
+	    EVP_PKEY_CTX_set_signature_md(pc, k->sha256) != 1) {
+		EVP_PKEY_CTX_free(pc);
+		return NULL;
+	}
+	return pc;
+}
+
+/* dkim_ed_ctx - a new context for Ed25519 signatures with k, or NULL. */
+static EVP_MD_CTX *
+dkim_ed_ctx(const struct dkim_key *k)
+{
+	EVP_MD_CTX *mc = EVP_MD_CTX_new();
+
+	if (mc == NULL || EVP_DigestSignInit(mc, NULL, NULL, NULL,
+	    k->pkey) != 1) {
+		EVP_MD_CTX_free(mc);
+		return NULL;
+	}
+	return mc;
+}
+
 /* dkim_sig - raw signature over data (the header hash input) into
- * *sigp (allocated); Ed25519 signs the SHA-256 of data (RFC 8463 3). */
+ * *sigp (allocated): RSA signs its SHA-256 with PKCS#1 v1.5 (what
+ * EVP_DigestSign with SHA-256 makes), Ed25519 the SHA-256 of data too
+ * (RFC 8463 3).  Both are deterministic. */
 static int
 dkim_sig(const struct dkim_key *k, const char *data, size_t n,
     unsigned char **sigp, size_t *siglenp, char *err, size_t errlen)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen;
-	EVP_MD_CTX *ctx;
-	int ok;
-
-	/* RSA: PKCS#1 v1.5, OpenSSL's default padding for an RSA key */
+	void *c = dkim_ctx_take(k);
+	int ok, fresh = c == NULL;
 
 	*siglenp = (size_t)EVP_PKEY_get_size(k->pkey);
 	*sigp = xmalloc(*siglenp);
-	if ((ctx = EVP_MD_CTX_new()) == NULL)
+	if (EVP_Digest(data, n, md, &mdlen, k->sha256, NULL) != 1)
 		goto bad;
-	if (k->alg == DKIM_RSA_SHA256)
-		ok = EVP_DigestSignInit(ctx, NULL, k->sha256, NULL,
-		    k->pkey) == 1 && EVP_DigestSign(ctx, *sigp,
-		    siglenp, (const unsigned char *)data, n) == 1;
-	else
-		ok = EVP_Digest(data, n, md, &mdlen, k->sha256, NULL) == 1 &&
-		    EVP_DigestSignInit(ctx, NULL, NULL, NULL, k->pkey) == 1 &&
-		    EVP_DigestSign(ctx, *sigp,
-		    siglenp, md, mdlen) == 1;
-	EVP_MD_CTX_free(ctx);
-	if (ok)
-		return 0;
+	for (;;) {
+		if (c == NULL && (c = k->alg == DKIM_RSA_SHA256 ?
+		    (void *)dkim_rsa_ctx(k) : (void *)dkim_ed_ctx(k)) == NULL)
+			goto bad;
+		ok = k->alg == DKIM_RSA_SHA256 ?
+		    EVP_PKEY_sign(c, *sigp, siglenp, md, mdlen) == 1 :
+		    EVP_DigestSign(c, *sigp, siglenp, md, mdlen) == 1;
+		if (ok) {
+			dkim_ctx_give(k, c);
+			return 0;
+		}
+		if (k->alg == DKIM_RSA_SHA256)
+			EVP_PKEY_CTX_free(c);
+		else
+			EVP_MD_CTX_free(c);
+		c = NULL;
+		if (fresh)
+			goto bad;
+		/* a reused context refused (an OpenSSL that allows one
+		 * EVP_DigestSign per init): once more on a new one */
+		ERR_clear_error();
+		fresh = 1;
+		*siglenp = (size_t)EVP_PKEY_get_size(k->pkey);
+	}
 bad:
 	dkim_ossl_err(err, errlen, "signing failed");
 	free(*sigp);
@@ -566,33 +741,21 @@ dkim_hsign(const struct dkim_field *f, size_t nf, struct strbuf *words,
 	return 0;
 }
 
-char *
-dkim_sign(const struct dkim_key *k, const char *msg, size_t len, time_t now,
+/* dkim_field_sign - k's DKIM-Signature field into out: the tags, bh=
+ * (base64, given), then b= over data (the canonical signed fields)
+ * followed by this field with b= empty.  data is left as it came. */
+static int
+dkim_field_sign(const struct dkim_key *k, const char *words,
+    const char *bh64, struct strbuf *data, time_t now, struct strbuf *out,
     char *err, size_t errlen)
 {
-	struct strbuf *sb = NULL, *words = NULL, *data = NULL;
-	struct dkim_field *f = NULL, self;
-	unsigned char bh[EVP_MAX_MD_SIZE], *sig = NULL;
-	size_t nf = 0, body, siglen, col, i, n;
-	char *b64 = NULL, *w, *out = NULL;
+	struct strbuf *sb = strbuf_new(1024);
+	struct dkim_field self;
+	unsigned char *sig = NULL;
+	size_t siglen, col, i, n, dlen = data->len;
+	char *b64 = NULL, *w;
+	int rc = -1;
 
-	if (len > MSG_MAX_SIZE_LIMIT) {
-		snprintf(err, errlen, "message over %d bytes",
-		    MSG_MAX_SIZE_LIMIT);
-		return NULL;
-	}
-	if (dkim_split(msg, len, &f, &nf, &body, err, errlen) == -1)
-		return NULL;
-	words = strbuf_new(256);
-	data = strbuf_new(2048);
-	if (dkim_hsign(f, nf, words, data, err, errlen) == -1)
-		goto out;
-	if (dkim_body_hash(k, msg + body, len - body, bh) == -1) {
-		dkim_ossl_err(err, errlen, "body hash failed");
-		goto out;
-	}
-
-	sb = strbuf_new(1024);
 	strbuf_puts(sb, "DKIM-Signature:");
 	col = 15;
 	dkim_word(sb, &col, "v=1;", 1);
@@ -609,22 +772,19 @@ dkim_sign(const struct dkim_key *k, const char *msg, size_t len, time_t now,
 	dkim_word(sb, &col, w, 1);
 	free(w);
 	/* h=: one name per word, folded only after a colon */
-	for (i = 0, w = words->buf; *w != '\0'; i++, w += n) {
-		const char *c = strchr(w, ':');
+	for (i = 0; *words != '\0'; i++, words += n) {
+		const char *c = strchr(words, ':');
 		char *word;
 
-		n = c ? (size_t)(c - w) + 1 : strlen(w);
-		word = xasprintf("%s%.*s%s", i == 0 ? "h=" : "", (int)n, w,
+		n = c ? (size_t)(c - words) + 1 : strlen(words);
+		word = xasprintf("%s%.*s%s", i == 0 ? "h=" : "", (int)n, words,
 		    c ? "" : ";");
 		dkim_word(sb, &col, word, i == 0);
 		free(word);
 	}
-	b64 = dkim_b64(bh, 32);
-	w = xasprintf("bh=%s;", b64);
+	w = xasprintf("bh=%s;", bh64);
 	dkim_word(sb, &col, w, 1);
 	free(w);
-	free(b64);
-	b64 = NULL;
 	strbuf_append(sb, "\r\n\tb=", 5);
 	col = 10;
 
@@ -651,14 +811,71 @@ dkim_sign(const struct dkim_key *k, const char *msg, size_t len, time_t now,
 		col += n;
 	}
 	strbuf_append(sb, "\r\n", 2);
-	out = strbuf_detach(sb, NULL);
-	sb = NULL;
+	strbuf_append(out, sb->buf, sb->len);
+	rc = 0;
 out:
-	free(f);
+	strbuf_truncate(data, dlen);
 	free(sig);
 	free(b64);
 	strbuf_free(sb);
+	return rc;
+}
+
+int
+dkim_sign_many(const struct dkim_key *const *keys, size_t nkeys,
+    const char *msg, size_t len, time_t now,
+    const struct dkim_body_cache *bc, struct strbuf *out, char *err,
+    size_t errlen)
+{
+	struct strbuf *words = NULL, *data = NULL;
+	struct dkim_field *f = NULL;
+	unsigned char bh[EVP_MAX_MD_SIZE];
+	size_t nf = 0, body, i;
+	char *bh64 = NULL;
+	int n = -1;
+
+	if (nkeys == 0)
+		return 0;
+	if (len > MSG_MAX_SIZE_LIMIT) {
+		snprintf(err, errlen, "message over %d bytes",
+		    MSG_MAX_SIZE_LIMIT);
+		return -1;
+	}
+	if (dkim_split(msg, len, &f, &nf, &body, err, errlen) == -1)
+		return -1;
+	words = strbuf_new(256);
+	data = strbuf_new(2048);
+	if (dkim_hsign(f, nf, words, data, err, errlen) == -1)
+		goto out;
+	/* every key hashes the body with SHA-256, relaxed: once for all */
+	if (dkim_body_hash(keys[0]->sha256, bc, msg + body, len - body,
+	    bh) == -1) {
+		dkim_ossl_err(err, errlen, "body hash failed");
+		goto out;
+	}
+	bh64 = dkim_b64(bh, 32);
+	for (i = 0, n = 0; i < nkeys; i++)
+		if (dkim_field_sign(keys[i], words->buf, bh64, data, now, out,
+		    err, errlen) == 0)
+			n++;
+out:
+	free(f);
+	free(bh64);
 	strbuf_free(words);
 	strbuf_free(data);
-	return out;
+	return n;
+}
+
+char *
+dkim_sign(const struct dkim_key *k, const char *msg, size_t len, time_t now,
+    char *err, size_t errlen)
+{
+	struct strbuf *sb = strbuf_new(1024);
+
+	if (dkim_sign_many(&k, 1, msg, len, now, NULL, sb, err,
+	    errlen) != 1) {
+		strbuf_free(sb);
+		return NULL;
+	}
+	return strbuf_detach(sb, NULL);
 }

@@ -55,8 +55,14 @@ struct mime_footer_plan {
 	size_t	 fixed;		/* bytes of SRC and LIT segments */
 	int	 wrapped;	/* footer is a part of its own */
 	int	 qp_last;	/* the message ends in quoted-printable text */
+	int	 holes;		/* HOLE_TEXT | HOLE_HTML: the holes there are */
+	size_t	 prefix;	/* output bytes before the first hole */
+	struct strbuf *head;	/* those bytes */
 	size_t	 cur;		/* build: src bytes up to here are placed */
 };
+
+#define HOLE_TEXT	0x01
+#define HOLE_HTML	0x02
 
 struct hdr {
 	size_t	 off;
@@ -693,6 +699,29 @@ plan_reset(struct mime_footer_plan *pl)
 	strbuf_reset(pl->lit);
 }
 
+/* plan_finish - note the holes and the bytes before the first one. */
+static void
+plan_finish(struct mime_footer_plan *pl)
+{
+	const struct seg *s;
+	size_t i;
+	int fixed = 1;
+
+	pl->head = strbuf_new(pl->fixed + 1);
+	for (i = 0; i < pl->nseg; i++) {
+		s = &pl->seg[i];
+		if (s->kind == SEG_TEXT || s->kind == SEG_HTML) {
+			pl->holes |= s->kind == SEG_TEXT ? HOLE_TEXT :
+			    HOLE_HTML;
+			fixed = 0;
+		} else if (fixed)
+			strbuf_append(pl->head, s->kind == SEG_SRC ?
+			    pl->src + s->off : strbuf_str(pl->lit) + s->off,
+			    s->len);
+	}
+	pl->prefix = strbuf_len(pl->head);
+}
+
 struct mime_footer_plan *
 mime_footer_plan(const char *msg, size_t len, char *err, size_t errlen)
 {
@@ -756,6 +785,8 @@ mime_footer_plan(const char *msg, size_t len, char *err, size_t errlen)
 			pl = mime_footer_plan_free(pl);
 		}
 	}
+	if (pl != NULL)
+		plan_finish(pl);
 	g_object_unref(m);
 	g_object_unref(parser);
 	g_object_unref(st);
@@ -787,15 +818,18 @@ mime_footer_apply(const struct mime_footer_plan *pl, const char *text,
 			strbuf_append(out, "\r\n", 2);
 		return strbuf_detach(out, outlen);
 	}
-	if (html == NULL) {
+	/* only what a hole of the plan takes is encoded */
+	qt = strbuf_new(pl->holes & HOLE_TEXT ? strlen(text) * 3 / 2 + 16 : 1);
+	if (pl->holes & HOLE_TEXT)
+		qp_encode(qt, text, strlen(text));
+	if (html == NULL && (pl->holes & HOLE_HTML)) {
 		hb = strbuf_new(strlen(text) + 64);
 		html_pre(hb, text);
 		html = strbuf_str(hb);
 	}
-	qt = strbuf_new(strlen(text) * 3 / 2 + 16);
-	qp_encode(qt, text, strlen(text));
-	qh = strbuf_new(strlen(html) * 3 / 2 + 16);
-	qp_encode(qh, html, strlen(html));
+	qh = strbuf_new(pl->holes & HOLE_HTML ? strlen(html) * 3 / 2 + 16 : 1);
+	if (pl->holes & HOLE_HTML)
+		qp_encode(qh, html, strlen(html));
 
 	out = strbuf_new(pl->fixed + 2 * (strbuf_len(qt) + strbuf_len(qh)) +
 	    16);
@@ -840,6 +874,20 @@ mime_footer_plan_free(struct mime_footer_plan *pl)
 	free(pl->src);
 	free(pl->seg);
 	strbuf_free(pl->lit);
+	strbuf_free(pl->head);
 	free(pl);
 	return NULL;
+}
+
+int
+mime_footer_wants_html(const struct mime_footer_plan *pl)
+{
+	return (pl->holes & HOLE_HTML) != 0;
+}
+
+const char *
+mime_footer_prefix(const struct mime_footer_plan *pl, size_t *lenp)
+{
+	*lenp = pl->prefix;
+	return strbuf_str(pl->head);
 }

@@ -50,6 +50,8 @@ struct karl_jobctx {
 	time_t			 created;
 	const struct dkim_key	*keys[DOMAIN_KEYS_MAX];
 	size_t			 nkeys;
+	struct dkim_body_cache	*bc;		/* the body every copy shares */
+	int			 want_html;	/* a text/html part takes it */
 };
 
 static struct dkim_key *prep_keys[DKIM_KEYS_MAX];
@@ -154,6 +156,24 @@ compile(const char *id, const json_t *footer, const char *which, int flags)
 	return m;
 }
 
+/* body_cache - the DKIM hash state of the body up to the first footer
+ * (the whole body without one): it is the same in every copy, since the
+ * list headers go above it.  dkim_sign_many compares the bytes before
+ * using it, so a copy whose body differs is still signed right. */
+static struct dkim_body_cache *
+body_cache(const struct karl_jobctx *j)
+{
+	const char *p = j->msg, *e;
+	size_t len = j->len;
+
+	if (j->plan != NULL)
+		p = mime_footer_prefix(j->plan, &len);
+	if ((e = memmem(p, len, "\r\n\r\n", 4)) == NULL)
+		return NULL;
+	e += 4;
+	return dkim_body_cache_new(e, len - (size_t)(e - p));
+}
+
 struct karl_jobctx *
 karl_prepare_job(const char *id, const json_t *rec, char *msg, size_t len)
 {
@@ -189,6 +209,9 @@ karl_prepare_job(const char *id, const json_t *rec, char *msg, size_t len)
 	if (sd != NULL && *sd != '\0' && j->nkeys == 0)
 		log_warnx("karl: job %s: no DKIM key for %s; sent unsigned",
 		    id, sd);
+	j->want_html = j->plan != NULL && mime_footer_wants_html(j->plan);
+	if (j->nkeys > 0)
+		j->bc = body_cache(j);
 	return j;
 }
 
@@ -198,6 +221,7 @@ karl_prepare_job_free(struct karl_jobctx *j)
 	if (j == NULL)
 		return NULL;
 	free(j->msg);
+	dkim_body_cache_free(j->bc);
 	mime_footer_plan_free(j->plan);
 	mustache_free(j->text);
 	mustache_free(j->html);
@@ -288,9 +312,10 @@ karl_prepare_message(const struct karl_jobctx *j, const json_t *rec,
 	const json_t *data = json_object_get(rec, F_KARL_DATA);
 	const char *verp = json_string_value(json_object_get(rec, F_KARL_VERP));
 	struct strbuf *head, *out;
-	char *text, *html, *body = NULL, *sig, *tok;
-	size_t blen = 0, i;
+	char *text, *html, *body = NULL, *tok;
+	size_t blen = 0;
 	time_t now = time(NULL);
+	int n;
 
 	*msg = *mail_from = NULL;
 	if (data == NULL || !json_is_object(data))
@@ -310,7 +335,9 @@ karl_prepare_message(const struct karl_jobctx *j, const json_t *rec,
 		json_t *empty = data ? NULL : json_object();
 
 		text = render(j, j->text, data ? data : empty);
-		html = render(j, j->html, data ? data : empty);
+		/* a text/plain post has no place for the HTML footer */
+		html = j->want_html ? render(j, j->html, data ? data :
+		    empty) : NULL;
 		json_decref(empty);
 		if (text != NULL || html != NULL)
 			body = mime_footer_apply(j->plan, text ? text : "",
@@ -331,16 +358,12 @@ karl_prepare_message(const struct karl_jobctx *j, const json_t *rec,
 		strbuf_append(tosign, strbuf_str(head), strbuf_len(head));
 		strbuf_append(tosign, body ? body : j->msg, body ? blen :
 		    j->len);
-		for (i = 0; i < j->nkeys; i++) {
-			if ((sig = dkim_sign(j->keys[i], strbuf_str(tosign),
-			    strbuf_len(tosign), now, err, errlen)) == NULL) {
-				log_warnx("karl: job %s: DKIM signature left "
-				    "out: %s", j->id, err);
-				continue;
-			}
-			strbuf_puts(out, sig);
-			free(sig);
-		}
+		if ((n = dkim_sign_many(j->keys, j->nkeys,
+		    strbuf_str(tosign), strbuf_len(tosign), now, j->bc, out,
+		    err, errlen)) < (int)j->nkeys)
+			log_warnx("karl: job %s: %s left out: %s", j->id,
+			    n <= 0 ? "every DKIM signature" :
+			    "a DKIM signature", err);
 		strbuf_append(out, strbuf_str(tosign), strbuf_len(tosign));
 		strbuf_free(tosign);
 	} else {

@@ -65,8 +65,34 @@ reparse(const char *out, size_t n)
 	return m;
 }
 
-/* run - plan and apply msg with text/html footers; checks lines; returns
- * allocated output. */
+/* check_plan - what every plan promises about out (pl's output for text
+ * and some html footer): with a text, out begins with mime_footer_prefix, which holds
+ * at least the header block; the html footer matters exactly when
+ * mime_footer_wants_html says so. */
+static void
+check_plan(const struct mime_footer_plan *pl, const char *out, size_t n,
+    const char *text)
+{
+	const char *pre;
+	size_t plen, n2;
+	char *other;
+
+	pre = mime_footer_prefix(pl, &plen);
+	if (text != NULL && *text != '\0') {
+		assert_true(plen <= n);
+		assert_memory_equal(out, pre, plen);
+		assert_non_null(memmem(pre, plen, "\r\n\r\n", 4));
+	}
+	other = mime_footer_apply(pl, text, "<p>another html footer</p>", &n2);
+	if (mime_footer_wants_html(pl))
+		assert_true(n2 != n || memcmp(other, out, n) != 0);
+	else
+		assert_true(n2 == n && memcmp(other, out, n) == 0);
+	free(other);
+}
+
+/* run - plan and apply msg with text/html footers; checks lines and the
+ * plan's promises; returns allocated output. */
 static char *
 run(const char *msg, const char *text, const char *html, size_t *n)
 {
@@ -78,6 +104,7 @@ run(const char *msg, const char *text, const char *html, size_t *n)
 	out = mime_footer_apply(pl, text, html, n);
 	assert_non_null(out);
 	check_lines(out, *n);
+	check_plan(pl, out, *n, text);
 	mime_footer_plan_free(pl);
 	return out;
 }
@@ -142,6 +169,33 @@ test_plain_7bit(void **state)
 	g_free(t);
 	g_object_unref(m);
 	free(out);
+}
+
+/* test_prefix_is_all_but_the_footer - in a text/plain post the prefix
+ * runs to the footer: what follows it is the footer alone (with the line
+ * break before it), and there is no place for an HTML footer. */
+static void
+test_prefix_is_all_but_the_footer(void **state)
+{
+	const char *msg = HDRS "MIME-Version: 1.0\r\n"
+	    "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+	    "Hello all,\r\nsee you soon.\r\n";
+	struct mime_footer_plan *pl;
+	char err[128], *out;
+	size_t n, plen;
+
+	(void)state;
+	pl = mime_footer_plan(msg, strlen(msg), err, sizeof(err));
+	assert_non_null(pl);
+	assert_false(mime_footer_wants_html(pl));
+	out = mime_footer_apply(pl, FOOT, FOOT_H, &n);
+	(void)mime_footer_prefix(pl, &plen);
+	assert_true(plen < n);
+	/* FOOT as quoted-printable: "-- " ends a line (=20), é is =C3=A9 */
+	assert_true(n - plen <= strlen(FOOT) + 16);
+	assert_non_null(memmem(out + plen, n - plen, "abc123", 6));
+	free(out);
+	mime_footer_plan_free(pl);
 }
 
 static void
@@ -688,6 +742,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_plain_7bit),
+		cmocka_unit_test(test_prefix_is_all_but_the_footer),
 		cmocka_unit_test(test_plain_qp),
 		cmocka_unit_test(test_plain_base64),
 		cmocka_unit_test(test_latin1),
