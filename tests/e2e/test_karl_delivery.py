@@ -471,7 +471,7 @@ def test_memory_flat_as_the_job_grows(relay):
     """karl's anonymous memory (RssAnon: its heap and stacks) grows little
     more for a 20,000-receiver job than for a 2,000-receiver one, 2 kB of
     data each: a karl that held a job's receivers would need 36 MB more
-    for the big one; measured 6-8 MB (leveldb's two 4 MB memtables fill
+    for the big one; measured 7-12 MB (leveldb's two 4 MB memtables fill
     only with the big one).  VmRSS is printed too; it also counts
     leveldb's mmapped table files, which grow with the spool on disk, not
     with what karl holds."""
@@ -488,7 +488,7 @@ def test_memory_flat_as_the_job_grows(relay):
           "sessions")
     assert used <= 2 * 20      # connections are reused
     if not sanitized(st):       # ASan's quarantine grows to 256 MB
-        assert big - base <= (small - base) + 20 * 1024, (base, small, big)
+        assert big - base <= (small - base) + 24 * 1024, (base, small, big)
 
 
 @pytest.fixture(scope="module")
