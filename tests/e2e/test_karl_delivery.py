@@ -105,7 +105,10 @@ RELAY_USER, RELAY_PASSWORD = "karl", "s3cret relay"
 def relay_auth(server, session, envelope, mechanism, auth_data):
     ok = (auth_data.login.decode(), auth_data.password.decode()) == \
         (RELAY_USER, RELAY_PASSWORD)
-    return AuthResult(success=ok, auth_data=auth_data.login.decode())
+    # handled=False on failure: aiosmtpd then answers 535 (with the
+    # default it would answer nothing)
+    return AuthResult(success=ok, handled=ok,
+                      auth_data=auth_data.login.decode())
 
 
 @pytest.fixture(scope="module")
