@@ -142,6 +142,26 @@ struct ms_result {
 	long long	 number;	/* archived or duplicate */
 	long long	 topic_id;
 	long long	 pending_id;	/* held */
+	int		 queued;	/* may have written an outbox row:
+					   the fan-out has work */
+};
+
+/* The poster as a group knows them ("" when not). */
+struct ms_sender {
+	char	account_id[24];
+	char	role[16];		/* owner|moderator|member */
+	char	posting[32];		/* memberships.posting */
+	int	member;			/* an active membership */
+	int	banned;			/* by address or domain */
+};
+
+/* What the pipeline reads about a submission in a group before it
+ * decides, in the same query: a duplicate, and the poster by From. */
+struct ms_post_ctx {
+	char		 dup[16];	/* "", "archived" or "held" */
+	long long	 dup_id;	/* its number, or the pending id */
+	long long	 dup_topic;
+	struct ms_sender sd;
 };
 
 /* messageserver_group_load - group name@domain into *g; 1 found, 0 not,
@@ -154,13 +174,23 @@ int	 messageserver_group_load(struct db *d, const char *domain,
  * 0 with *res filled, -1 on a database failure (the caller rolls back). */
 int	 messageserver_post_group(struct db *d, const struct ms_group *g,
 	    const struct ms_submission *s, struct ms_result *res);
+/* messageserver_post_prepare - group name@domain into *g and what the
+ * pipeline reads about s in it into *ctx, in one query; 1 found, 0 no
+ * such group, -1 database error.  messageserver_post_prepared is then
+ * messageserver_post_group without that query. */
+int	 messageserver_post_prepare(struct db *d, const char *domain,
+	    const char *name, const struct ms_submission *s,
+	    struct ms_group *g, struct ms_post_ctx *ctx);
+int	 messageserver_post_prepared(struct db *d, const struct ms_group *g,
+	    const struct ms_submission *s, const struct ms_post_ctx *ctx,
+	    struct ms_result *res);
 
 /* Outcome of archiving to one group. */
 struct ms_archived {
 	long long	id;		/* messages.id */
 	long long	number;
 	long long	topic_id;
-	int		duplicate;
+	int		queued;		/* an outbox row for the fan-out */
 };
 
 /* messageserver_archive_topic - the topic p belongs to in group gid
@@ -169,10 +199,11 @@ int	 messageserver_archive_topic(struct db *d, const char *gid,
 	    const struct ms_parsed *p, char *topic, size_t len);
 /* messageserver_archive_store - store s in group gid inside the caller's
  * open transaction on d, in topic (from messageserver_archive_topic; ""
- * starts one); 0 with *out filled, or -1 (logged; the caller rolls
+ * starts one), and unless no_email queue it for the fan-out when some
+ * member takes mail; 0 with *out filled, or -1 (logged; the caller rolls
  * back). */
 int	 messageserver_archive_store(struct db *d, const char *gid,
-	    const struct ms_submission *s, const char *topic,
+	    const struct ms_submission *s, const char *topic, int no_email,
 	    struct ms_archived *out);
 /* messageserver_bytea_hex - "\x" + hex of data, a bytea parameter
  * (db.h passes text only; allocated). */

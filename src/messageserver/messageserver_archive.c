@@ -4,14 +4,17 @@
  * archive, inside a transaction the caller opened and will commit.
  *
  * The pipeline (messageserver_post.c) has already ruled out duplicates
- * (the unique (group, Message-ID) still guards against a race).  Threading: the newest message of the group named by
- * In-Reply-To or References gives the topic; else the most recent topic
- * (within MS_THREAD_DAYS) with the same subject key (Re:/Fwd:/[tag]
- * prefixes stripped, whitespace collapsed, lower-cased); else a new topic.
- * The number comes from the messages_number trigger.  Attachments go to
- * attachments (content in bytea), #hashtags of the subject to hashtags and
- * topic_hashtags.  Binary values travel as hex text ("\x...") since db.h
- * passes text parameters only.
+ * (the unique (group, Message-ID) still guards against a race).
+ * Threading: the newest message of the group named by In-Reply-To or
+ * References gives the topic; else the most recent topic (within
+ * MS_THREAD_DAYS) with the same subject key (Re:/Fwd:/[tag] prefixes
+ * stripped, whitespace collapsed, lower-cased); else a new topic.  The
+ * number comes from the messages_number trigger.  A new topic, the
+ * message and its outbox row are one call of ms_archive_post
+ * (sql/008_ingest.sql).  Attachments go to attachments (content in
+ * bytea), #hashtags of the subject to hashtags and topic_hashtags.
+ * Binary values travel as hex text ("\x...") since db.h passes text
+ * parameters only.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,7 +167,7 @@ store_attachments(struct db *d, const char *mid, const struct ms_parsed *p)
 
 int
 messageserver_archive_store(struct db *d, const char *gid,
-    const struct ms_submission *s, const char *topic_in,
+    const struct ms_submission *s, const char *topic_in, int no_email,
     struct ms_archived *out)
 {
 	const struct ms_parsed *p = s->p;
@@ -175,21 +178,6 @@ messageserver_archive_store(struct db *d, const char *gid,
 	size_t i;
 
 	memset(out, 0, sizeof(*out));
-	if (topic_in != NULL && topic_in[0] != '\0')
-		strlcpy_chk(topic, topic_in, sizeof(topic));
-	else {
-		key = messageserver_mime_subject_key(p->subject);
-		i = (size_t)db_query_value(d, "INSERT INTO topics (group_id, "
-		    "subject, subject_key, started_by) "
-		    "VALUES ($1, $2, lower($3), (SELECT id FROM accounts "
-		    "WHERE lower(email) = lower($4))) RETURNING id",
-		    DB_PARAMS(gid, key, key, p->from_addr), topic,
-		    sizeof(topic));
-		free(key);
-		if (i != 1)
-			return -1;
-	}
-
 	ja = json_array();
 	for (i = 0; i < p->nrefs; i++)
 		json_array_append_new(ja, json_string(p->refs[i]));
@@ -197,19 +185,19 @@ messageserver_archive_store(struct db *d, const char *gid,
 	json_decref(ja);
 	hex = messageserver_bytea_hex(s->raw, s->rawlen);
 	snprintf(size, sizeof(size), "%zu", s->rawlen);
-	r = db_query(d, "INSERT INTO messages (group_id, topic_id, "
-	    "message_id, in_reply_to, refs, author_id, from_address, "
-	    "from_name, subject, sent_at, source, raw, size, body_text, "
-	    "body_html, has_attachments, special) VALUES ($1, $2, $3, $4, "
-	    "ARRAY(SELECT jsonb_array_elements_text($5::jsonb)), "
-	    "(SELECT id FROM accounts WHERE lower(email) = lower($6)), "
-	    "$6, $7, $8, $9::timestamptz, $10, $11::bytea, $12, $13, "
-	    "$14, $15, $16) ON CONFLICT (group_id, message_id) DO NOTHING "
-	    "RETURNING id, number", 16, (const char *[]){ gid, topic,
+	key = topic_in != NULL && topic_in[0] != '\0' ? NULL :
+	    messageserver_mime_subject_key(p->subject);
+	/* topic, message and outbox row in one call (sql/008_ingest.sql) */
+	r = db_query(d, "SELECT o_id, o_number, o_topic, o_queued FROM "
+	    "ms_archive_post($1, $2, $3, $4, $5, "
+	    "ARRAY(SELECT jsonb_array_elements_text($6::jsonb)), $7, $8, $9, "
+	    "$10, $11, $12, $13, $14, $15, $16, $17, $18)", 18,
+	    (const char *[]){ gid, key == NULL ? topic_in : NULL, key,
 	    p->message_id, p->in_reply_to, refs, p->from_addr, p->from_name,
 	    p->subject, p->sent_at, s->source, hex, size, p->body_text,
 	    p->body_html, p->natt > 0 ? "true" : "false",
-	    s->special ? "true" : "false" });
+	    s->special ? "true" : "false", no_email ? "true" : "false" });
+	free(key);
 	free(hex);
 	free(refs);
 	if (r == NULL)
@@ -223,7 +211,9 @@ messageserver_archive_store(struct db *d, const char *gid,
 	}
 	out->id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	out->number = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
-	out->topic_id = strtoll(topic, NULL, 10);
+	out->topic_id = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+	out->queued = PQgetvalue(r, 0, 3)[0] == 't';
+	strlcpy_chk(topic, PQgetvalue(r, 0, 2), sizeof(topic));
 	if (store_attachments(d, PQgetvalue(r, 0, 0), p) == -1 ||
 	    store_hashtags(d, gid, topic, p->subject) == -1) {
 		PQclear(r);

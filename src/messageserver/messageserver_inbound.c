@@ -119,9 +119,11 @@ messageserver_overall(json_t *msgs, int other)
 }
 
 /* plain_group - if rcpt is group@cfg.domain without an extension, load
- * the group: 1, 0 when it is anything else, -1 on error. */
+ * the group and what the pipeline reads about s in it, in one query: 1,
+ * 0 when it is anything else, -1 on error. */
 static int
-plain_group(struct db *d, const char *rcpt, struct ms_group *g)
+plain_group(struct db *d, const char *rcpt, const struct ms_submission *s,
+    struct ms_group *g, struct ms_post_ctx *ctx)
 {
 	char local[MS_ADDR_MAX + 1];
 	const char *at = strrchr(rcpt, '@');
@@ -136,7 +138,7 @@ plain_group(struct db *d, const char *rcpt, struct ms_group *g)
 		local[i] = (rcpt[i] >= 'A' && rcpt[i] <= 'Z') ?
 		    (char)(rcpt[i] - 'A' + 'a') : rcpt[i];
 	local[i] = '\0';
-	return messageserver_group_load(d, cfg.domain, local, g);
+	return messageserver_post_prepare(d, cfg.domain, local, s, g, ctx);
 }
 
 /* act - a recipient that is not a post, through its handler; the outcome
@@ -185,26 +187,31 @@ act(struct db *d, const char *rcpt, const struct ms_route *r,
 }
 
 /* post_all - route and run the pipeline inside an open transaction; -1
- * on a database failure.  Non-post routes go to act (outcomes in acts). */
+ * on a database failure.  Non-post routes go to act (outcomes in acts).
+ * *kick is set when the fan-out may have work (an outbox row). */
 static int
 post_all(struct db *d, const struct ms_inbound *in,
-    const struct ms_submission *s, json_t *msgs, json_t *acts)
+    const struct ms_submission *s, json_t *msgs, json_t *acts, int *kick)
 {
 	struct ms_route r;
 	struct ms_group g;
+	struct ms_post_ctx ctx;
 	struct ms_result res;
 	size_t i;
 	int rc;
 
 	for (i = 0; i < in->nrcpts; i++) {
-		/* the common case, group@our-domain, in one query */
-		if ((rc = plain_group(d, in->rcpts[i], &g)) == -1)
+		/* the common case, group@our-domain: group, duplicate and
+		 * poster in one query */
+		if ((rc = plain_group(d, in->rcpts[i], s, &g, &ctx)) == -1)
 			return -1;
 		if (rc == 1) {
 			if (seen(msgs, g.name, g.domain))
 				continue;
-			if (messageserver_post_group(d, &g, s, &res) == -1)
+			if (messageserver_post_prepared(d, &g, s, &ctx,
+			    &res) == -1)
 				return -1;
+			*kick |= res.queued;
 			json_array_append_new(msgs,
 			    messageserver_result_json(&g, &res));
 			continue;
@@ -222,6 +229,7 @@ post_all(struct db *d, const struct ms_inbound *in,
 		if (r.kind != MS_ROUTE_POST) {
 			if (act(d, in->rcpts[i], &r, s, acts) == -1)
 				return -1;
+			*kick = 1;	/* replies, forwards: the outbox */
 			continue;
 		}
 		if (seen(msgs, r.group, r.domain))
@@ -233,6 +241,7 @@ post_all(struct db *d, const struct ms_inbound *in,
 			continue;
 		if (messageserver_post_group(d, &g, s, &res) == -1)
 			return -1;
+		*kick |= res.queued;
 		json_array_append_new(msgs, messageserver_result_json(&g,
 		    &res));
 	}
@@ -247,6 +256,7 @@ struct inbound_job {
 	struct ms_submission	 sub;
 	char			 cid[40];
 	json_t			*msgs, *acts;	/* built by run */
+	int			 kick;		/* the fan-out has work */
 };
 
 /* inbound_run - route and post inside the shared transaction. */
@@ -255,7 +265,7 @@ inbound_run(struct db *d, void *arg)
 {
 	struct inbound_job *j = arg;
 
-	return post_all(d, &j->in, &j->sub, j->msgs, j->acts);
+	return post_all(d, &j->in, &j->sub, j->msgs, j->acts, &j->kick);
 }
 
 /* inbound_reset - the transaction was rolled back: forget its outcomes. */
@@ -266,6 +276,7 @@ inbound_reset(void *arg)
 
 	json_array_clear(j->msgs);
 	json_array_clear(j->acts);
+	j->kick = 0;
 }
 
 /* inbound_done - answer after the COMMIT, then free the job. */
@@ -290,7 +301,10 @@ inbound_done(void *arg, int rc)
 		reply = json_pack("{s:s}", F_ERROR, "no valid recipient");
 	} else {
 		code = 200;
-		messageserver_fanout_kick();
+		/* a kick makes every fan-out thread look at the outbox:
+		 * only when there is something to find */
+		if (j->kick)
+			messageserver_fanout_kick();
 		messageserver_count(j->msgs);
 		status = messageserver_overall(j->msgs,
 		    json_array_size(j->acts) > 0);

@@ -37,13 +37,7 @@
 #include "xalloc.h"
 
 /* The poster as the group knows them ("" when not). */
-struct sender {
-	char	account_id[24];
-	char	role[16];		/* owner|moderator|member */
-	char	posting[32];		/* memberships.posting */
-	int	member;			/* an active membership */
-	int	banned;			/* by address or domain */
-};
+#define sender ms_sender
 
 /* Effects of the hashtags of the subject and of the topic. */
 struct tagflags {
@@ -60,26 +54,19 @@ struct decision {
 	const char	*text;		/* what a person is told */
 };
 
-int
-messageserver_group_load(struct db *d, const char *domain, const char *name,
-    struct ms_group *g)
-{
-	PGresult *r;
+/* The columns of struct ms_group, in group_row's order. */
+#define GROUP_COLS "g.id, g.name, g.domain, g.title, g.subject_tag, " \
+	"g.who_can_post, g.nonmember_posts, g.reply_to, g.dmarc_rewrite, " \
+	"g.moderate_all, g.moderate_new_topics, g.allow_attachments, " \
+	"g.max_message_size, g.pending_expiry_days, g.status = 'archived', " \
+	"coalesce(g.max_attachment_size, 0)"
+#define GROUP_NCOLS 16
 
+/* group_row - GROUP_COLS of row 0 of r into *g. */
+static void
+group_row(PGresult *r, struct ms_group *g)
+{
 	memset(g, 0, sizeof(*g));
-	r = db_query(d, "SELECT id, name, domain, title, subject_tag, "
-	    "who_can_post, nonmember_posts, reply_to, dmarc_rewrite, "
-	    "moderate_all, moderate_new_topics, allow_attachments, "
-	    "max_message_size, pending_expiry_days, status = 'archived', "
-	    "coalesce(max_attachment_size, 0) FROM groups "
-	    "WHERE domain = $1 AND name = $2 AND status <> 'disabled'",
-	    DB_PARAMS(domain, name));
-	if (r == NULL)
-		return -1;
-	if (PQntuples(r) == 0) {
-		PQclear(r);
-		return 0;
-	}
 	strlcpy_chk(g->id, PQgetvalue(r, 0, 0), sizeof(g->id));
 	strlcpy_chk(g->name, PQgetvalue(r, 0, 1), sizeof(g->name));
 	strlcpy_chk(g->domain, PQgetvalue(r, 0, 2), sizeof(g->domain));
@@ -100,7 +87,129 @@ messageserver_group_load(struct db *d, const char *domain, const char *name,
 	g->pending_expiry_days = (int)strtol(PQgetvalue(r, 0, 13), NULL, 10);
 	g->archived = PQgetvalue(r, 0, 14)[0] == 't';
 	g->max_attachment_size = strtol(PQgetvalue(r, 0, 15), NULL, 10);
+}
+
+int
+messageserver_group_load(struct db *d, const char *domain, const char *name,
+    struct ms_group *g)
+{
+	PGresult *r;
+
+	memset(g, 0, sizeof(*g));
+	r = db_query(d, "SELECT " GROUP_COLS " FROM groups g "
+	    "WHERE g.domain = $1 AND g.name = $2 AND g.status <> 'disabled'",
+	    DB_PARAMS(domain, name));
+	if (r == NULL)
+		return -1;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return 0;
+	}
+	group_row(r, g);
 	PQclear(r);
+	return 1;
+}
+
+/*
+ * What the pipeline reads before it decides, in one query with the group
+ * (g.id): the duplicate (archived, or held while pending) and the poster
+ * by From, their membership and the group's bans.  MSGID and FROM name
+ * the query's parameters.
+ */
+#define CTX_COLS "dup.kind, dup.n, dup.topic, a.id, m.role, m.posting, " \
+	"coalesce(m.status = 'active' AND a.status = 'active', false), " \
+	"EXISTS (SELECT 1 FROM group_bans b WHERE b.group_id = g.id AND " \
+	"(b.pattern = lower(" FROM ") OR " \
+	"b.pattern = '@' || split_part(lower(" FROM "), '@', 2)))"
+#define CTX_JOINS \
+	"LEFT JOIN LATERAL (SELECT 'archived' AS kind, number AS n, " \
+	"topic_id AS topic FROM messages WHERE group_id = g.id AND " \
+	"message_id = " MSGID " UNION ALL SELECT 'held', id, 0 " \
+	"FROM pending_messages WHERE group_id = g.id AND message_id = " \
+	MSGID " AND status = 'pending' LIMIT 1) AS dup ON true " \
+	"LEFT JOIN accounts a ON lower(a.email) = lower(" FROM ") " \
+	"LEFT JOIN memberships m ON m.account_id = a.id AND m.group_id = g.id"
+
+/* ctx_row - CTX_COLS of row 0 of r, from column c on, into *ctx. */
+static void
+ctx_row(PGresult *r, int c, struct ms_post_ctx *ctx)
+{
+	memset(ctx, 0, sizeof(*ctx));
+	strlcpy_chk(ctx->dup, PQgetvalue(r, 0, c), sizeof(ctx->dup));
+	ctx->dup_id = strtoll(PQgetvalue(r, 0, c + 1), NULL, 10);
+	ctx->dup_topic = strtoll(PQgetvalue(r, 0, c + 2), NULL, 10);
+	strlcpy_chk(ctx->sd.account_id, PQgetvalue(r, 0, c + 3),
+	    sizeof(ctx->sd.account_id));
+	strlcpy_chk(ctx->sd.role, PQgetvalue(r, 0, c + 4),
+	    sizeof(ctx->sd.role));
+	strlcpy_chk(ctx->sd.posting, PQgetvalue(r, 0, c + 5),
+	    sizeof(ctx->sd.posting));
+	ctx->sd.member = PQgetvalue(r, 0, c + 6)[0] == 't';
+	ctx->sd.banned = PQgetvalue(r, 0, c + 7)[0] == 't';
+}
+
+int
+messageserver_post_prepare(struct db *d, const char *domain,
+    const char *name, const struct ms_submission *s, struct ms_group *g,
+    struct ms_post_ctx *ctx)
+{
+	PGresult *r;
+
+#define MSGID "$3"
+#define FROM "$4"
+	r = db_query(d, "SELECT " GROUP_COLS ", " CTX_COLS " FROM groups g "
+	    CTX_JOINS " WHERE g.domain = $1 AND g.name = $2 "
+	    "AND g.status <> 'disabled'", DB_PARAMS(domain, name,
+	    s->p->message_id, s->p->from_addr));
+#undef MSGID
+#undef FROM
+	if (r == NULL)
+		return -1;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return 0;
+	}
+	group_row(r, g);
+	ctx_row(r, GROUP_NCOLS, ctx);
+	PQclear(r);
+	return 1;
+}
+
+/* ctx_load - the context of s in the loaded group g; 0 or -1. */
+static int
+ctx_load(struct db *d, const struct ms_group *g,
+    const struct ms_submission *s, struct ms_post_ctx *ctx)
+{
+	PGresult *r;
+
+#define MSGID "$2"
+#define FROM "$3"
+	r = db_query(d, "SELECT " CTX_COLS " FROM (SELECT $1::bigint AS id) "
+	    "AS g " CTX_JOINS, DB_PARAMS(g->id, s->p->message_id,
+	    s->p->from_addr));
+#undef MSGID
+#undef FROM
+	if (r == NULL)
+		return -1;
+	ctx_row(r, 0, ctx);
+	PQclear(r);
+	return 0;
+}
+
+/* ctx_duplicate - 1 (with res filled) if ctx found the Message-ID. */
+static int
+ctx_duplicate(const struct ms_post_ctx *ctx, struct ms_result *res)
+{
+	if (ctx->dup[0] == '\0')
+		return 0;
+	res->status = "duplicate";
+	if (strcmp(ctx->dup, "held") == 0) {
+		res->reason = "held";
+		res->pending_id = ctx->dup_id;
+	} else {
+		res->number = ctx->dup_id;
+		res->topic_id = ctx->dup_topic;
+	}
 	return 1;
 }
 
@@ -389,45 +498,35 @@ archive(struct db *d, const struct ms_group *g, const struct ms_submission *s,
     const char *topic, const struct tagflags *tf, struct ms_result *res)
 {
 	struct ms_archived a;
-	char mid[32];
 
-	if (messageserver_archive_store(d, g->id, s, topic, &a) == -1)
+	if (messageserver_archive_store(d, g->id, s, topic, tf->no_email,
+	    &a) == -1)
 		return -1;
 	res->status = "archived";
 	res->number = a.number;
 	res->topic_id = a.topic_id;
-	if (tf->no_email) {
+	res->queued = a.queued;
+	if (tf->no_email)
 		res->reason = "no_email_hashtag";
-		return 0;
-	}
-	/* only when someone may get it by email: a group of digest and web
-	 * readers costs the fan-out nothing */
-	snprintf(mid, sizeof(mid), "%lld", a.id);
-	return db_exec(d, "INSERT INTO outbox (kind, group_id, message_id) "
-	    "SELECT 'post', $1, $2 WHERE EXISTS (SELECT 1 FROM memberships "
-	    "WHERE group_id = $1 AND status = 'active' AND (delivery = "
-	    "'individual' OR (delivery = 'special_only' AND $3::boolean)))",
-	    DB_PARAMS(g->id, mid, s->special ? "true" : "false")) == -1 ?
-	    -1 : 0;
+	return 0;
 }
 
-int
-messageserver_post_group(struct db *d, const struct ms_group *g,
-    const struct ms_submission *s, struct ms_result *res)
+/* pipeline - the checks and the action for s in g, given what ctx read. */
+static int
+pipeline(struct db *d, const struct ms_group *g,
+    const struct ms_submission *s, const struct ms_post_ctx *ctx,
+    struct ms_result *res)
 {
 	const struct ms_parsed *p = s->p;
-	struct sender sd;
+	struct sender sd = ctx->sd;
 	struct tagflags tf;
 	struct decision dc;
 	char topic[32] = "", big[512];
-	int rc;
 
 	memset(res, 0, sizeof(*res));
 	res->reason = "";
-	if ((rc = duplicate(d, g, p->message_id, 1, res)) != 0)
-		return rc == 1 ? 0 : -1;
-	if (sender_load(d, g, p->from_addr, &sd) == -1)
-		return -1;
+	if (ctx_duplicate(ctx, res))
+		return 0;
 	/* a member whose From differs from the envelope (an alias) */
 	if (!sd.member && !sd.banned && s->mail_from[0] != '\0' &&
 	    strcasecmp(s->mail_from, p->from_addr) != 0) {
@@ -456,11 +555,13 @@ messageserver_post_group(struct db *d, const struct ms_group *g,
 		return 0;
 	case REJECT:
 		res->status = "rejected";
+		res->queued = 1;	/* the notice, unless rate-limited */
 		log_info("%s messageserver: <%s> from %s to %s@%s rejected: "
 		    "%s", s->cid, p->message_id, p->from_addr, g->name,
 		    g->domain, dc.reason);
 		return messageserver_notice_reject(d, g, s, dc.text);
 	case HOLD:
+		res->queued = 1;	/* the moderators' notice */
 		log_info("%s messageserver: <%s> from %s to %s@%s held: %s",
 		    s->cid, p->message_id, p->from_addr, g->name, g->domain,
 		    dc.reason);
@@ -474,6 +575,25 @@ messageserver_post_group(struct db *d, const struct ms_group *g,
 	    s->cid, p->message_id, g->name, g->domain, res->number,
 	    res->topic_id);
 	return 0;
+}
+
+int
+messageserver_post_group(struct db *d, const struct ms_group *g,
+    const struct ms_submission *s, struct ms_result *res)
+{
+	struct ms_post_ctx ctx;
+
+	if (ctx_load(d, g, s, &ctx) == -1)
+		return -1;
+	return pipeline(d, g, s, &ctx, res);
+}
+
+int
+messageserver_post_prepared(struct db *d, const struct ms_group *g,
+    const struct ms_submission *s, const struct ms_post_ctx *ctx,
+    struct ms_result *res)
+{
+	return pipeline(d, g, s, ctx, res);
 }
 
 int

@@ -651,6 +651,17 @@ def test_database_down_is_503_then_archived(make_stack):
                msgid) == [["1"]]
 
 
+def test_large_message_is_stored_with_lz4(stack):
+    """sql/008: the raw message and its text go to TOAST compressed with
+    lz4, which costs a backend a fraction of pglz under ingest."""
+    raw, msgid = message(f"lz4 {uuid.uuid4().hex[:6]}",
+                         body="compressible line of text\n" * 400)
+    assert inbound(stack, raw).status == 200
+    assert sql(stack, "SELECT pg_column_compression(raw), "
+               "pg_column_compression(body_text) FROM messages "
+               "WHERE message_id = :'v1'", msgid) == [["lz4", "lz4"]]
+
+
 def test_unicode_hashtags(stack):
     raw, msgid = message(f"#caf\u00e9\u00a0x (#\u00c9t\u00e9) x#no "
                          f"{uuid.uuid4().hex[:6]}")   # raw UTF-8 header
