@@ -24,6 +24,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "messageserver_clnt.h"
+#include "metrics.h"
 #include "smtp_parse.h"
 #include "smtpd.h"
 
@@ -35,6 +36,7 @@
 
 struct messageserver_clnt *smtpd_ms;
 static struct event_base *smtpd_base;
+static struct metric *m_auth_known;
 
 /* auth_first_rcpt - the address in nginx's Auth-SMTP-To ("RCPT TO:<a>
  * ..."); -1 if it does not parse. */
@@ -94,12 +96,19 @@ smtpd_auth(struct httpd_req *req)
 		NULL,
 	};
 	const char **hdrs = ok;
+	int parsed;
 
 	snprintf(port, sizeof(port), "%d", cfg.smtpd_smtp_port);
 	/* Without a recipient (or one we cannot parse) smtpd decides. */
-	if (auth_first_rcpt(to, addr, sizeof(addr)) == 0) {
+	parsed = auth_first_rcpt(to, addr, sizeof(addr)) == 0;
+	if (parsed && smtpd_routes_known(addr)) {
+		/* routed less than a second ago: no need to ask */
+		metric_add(m_auth_known, 1);
+		smtpd_routes_put(httpd_req_header(req, "Client-IP"), addr);
+	} else if (parsed) {
 		switch (messageserver_clnt_rcpt(smtpd_ms, addr, &route)) {
 		case MS_OK:
+			smtpd_routes_learn(addr);
 			smtpd_routes_put(httpd_req_header(req, "Client-IP"),
 			    addr);
 			break;
@@ -137,6 +146,8 @@ smtpd_init(void)
 		log_err("smtpd: cannot create event base");
 		return -1;
 	}
+	m_auth_known = metric_counter("smtpd_auth_known_total",
+	    "auth_http answers given without asking messageserver", NULL);
 	url = config_url(&cfg, cfg.messageserver_port);
 	smtpd_ms = messageserver_clnt_new(url, daemon_api_secret,
 	    cfg.http_timeout_ms);

@@ -31,9 +31,13 @@ void	 smtpd_tls_fini(void);
 struct ssl_ctx_st;
 extern struct ssl_ctx_st *smtpd_tls_ctx;
 
-/* smtpd_routes.c: what auth_http routed, for the RCPT nginx replays. */
+/* smtpd_routes.c: what auth_http routed, for the RCPT nginx replays
+ * (put, take), and the addresses auth_http need not ask about again for
+ * a second (learn, known). */
 void	 smtpd_routes_put(const char *client, const char *addr);
 int	 smtpd_routes_take(const char *client, const char *addr);
+void	 smtpd_routes_learn(const char *addr);
+int	 smtpd_routes_known(const char *addr);
 
 /*
  * smtpd_worker.c: a fixed pool of threads for the blocking calls to

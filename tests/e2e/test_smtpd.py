@@ -13,6 +13,7 @@ database is down at the end of DATA (a private stack: 451 4.3.0);
 connection limits; timeouts and deadlines; commands without progress; the
 DATA line bound; STARTTLS with a self-signed certificate."""
 import os
+import re
 import select
 import smtplib
 import socket
@@ -803,6 +804,44 @@ def test_auth_http(stack, private_smtpd):
     assert h["auth-wait"] == "1" and h["auth-error-code"] == "451 4.3.0"
     status, _ = auth("RCPT TO:<demo@localhost>", secret="wrong")
     assert status in (401, 403)
+
+
+def test_auth_http_remembers_routed_addresses(stack, private_smtpd):
+    """auth_http asks messageserver about a routed address once a second
+    (smtpd_routes.c): the second answer within it comes without asking
+    (smtpd_auth_known_total); a refusal is never remembered, so a group
+    made right after one is routed at once; a deleted group is refused
+    again once the remembered answer has expired."""
+    p = private_smtpd()
+
+    def auth(addr):
+        h = {"Auth-Method": "none", "Auth-Protocol": "smtp",
+             "Client-IP": "192.0.2.8", "Auth-SMTP-Helo": "client.example",
+             "Auth-SMTP-From": "MAIL FROM:<alice@example.org>",
+             "Auth-SMTP-To": f"RCPT TO:<{addr}>",
+             "Authorization": f"Bearer {stack.api_secret}"}
+        r = http_request("127.0.0.1", p.http_port, "GET", "/v1/auth",
+                         headers=h)
+        assert r.status == 200
+        return {k.lower(): v for k, v in r.headers.items()}["auth-status"]
+
+    def known():
+        r = http_request("127.0.0.1", p.http_port, "GET", "/metrics")
+        return int(re.search(r"^smtpd_auth_known_total (\d+)$", r.text,
+                             re.M).group(1))
+
+    g = "ak" + uuid.uuid4().hex[:10]
+    assert auth(f"{g}@localhost") == "no such group"
+    assert auth(f"{g}@localhost") == "no such group"
+    assert known() == 0
+    stack.sql("INSERT INTO groups (domain, name) VALUES ('localhost', "
+              ":'v1')", g)
+    assert auth(f"{g}@localhost") == "OK"      # asked: not remembered
+    assert known() == 0
+    assert auth(f"{g}@localhost") == "OK"      # remembered
+    assert known() == 1
+    stack.sql("DELETE FROM groups WHERE name = :'v1'", g)
+    assert wait_for(lambda: auth(f"{g}@localhost") == "no such group", 5)
 
 
 # --- the whole stack: nginx, smtpd and the real messageserver ---------------
