@@ -164,7 +164,8 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude \
 FUZZ_EXTRA_mime := src/messageserver/messageserver_mime.c
 FUZZ_FLAGS_mime := $(call pc,gmime-3.0) -Isrc/messageserver
 FUZZ_LIBS_mime	:= $(call pl,gmime-3.0)
-FUZZ_EXTRA_outgoing := src/messageserver/messageserver_outgoing.c
+FUZZ_EXTRA_outgoing := src/messageserver/messageserver_outgoing.c \
+	src/messageserver/messageserver_mime.c
 FUZZ_FLAGS_outgoing := $(FUZZ_FLAGS_mime)
 FUZZ_LIBS_outgoing := $(FUZZ_LIBS_mime)
 FUZZ_EXTRA_karlsmtp := src/karl/karl_smtp.c
