@@ -2,10 +2,14 @@
 /*
  * httpc.c - JSON over HTTP to the other daemons, on libcurl.
  *
- * Each call uses its own easy handle; a share handle keeps the connection
- * and DNS caches common to all threads, so calls to a peer reuse keep-alive
- * connections.  Retries happen only for calls the caller marked idempotent:
- * a POST that reached the server and timed out may have been applied.
+ * Each thread has its own easy handle per client (a thread-specific key),
+ * reset before every call and kept with its connection cache, so calls
+ * to a peer reuse keep-alive connections.  libcurl does not support
+ * sharing one connection cache between concurrent threads (CURLSHOPT_SHARE
+ * with CURL_LOCK_DATA_CONNECT): with 32 smtpd workers calling messageserver
+ * at once that corrupted the heap.  Retries happen only for calls the
+ * caller marked idempotent: a POST that reached the server and timed out
+ * may have been applied.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -26,8 +30,7 @@ struct httpc {
 	char		*base;
 	char		*auth;		/* "Authorization: Bearer ..." or NULL */
 	long		 timeout_ms;
-	CURLSH		*share;
-	pthread_mutex_t	 locks[CURL_LOCK_DATA_LAST];
+	pthread_key_t	 easy;		/* this thread's CURL handle */
 };
 
 static pthread_once_t httpc_once = PTHREAD_ONCE_INIT;
@@ -38,30 +41,17 @@ httpc_global_init(void)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+/* httpc_easy_free - a thread ended: its handle and connections go. */
 static void
-httpc_lock(CURL *e, curl_lock_data d, curl_lock_access a, void *u)
+httpc_easy_free(void *e)
 {
-	struct httpc *c = u;
-
-	(void)e;
-	(void)a;
-	pthread_mutex_lock(&c->locks[d]);
-}
-
-static void
-httpc_unlock(CURL *e, curl_lock_data d, void *u)
-{
-	struct httpc *c = u;
-
-	(void)e;
-	pthread_mutex_unlock(&c->locks[d]);
+	curl_easy_cleanup(e);
 }
 
 struct httpc *
 httpc_new(const char *base_url, const char *secret, long timeout_ms)
 {
 	struct httpc *c = xcalloc(1, sizeof(*c));
-	size_t i;
 
 	pthread_once(&httpc_once, httpc_global_init);
 	c->base = xstrdup(base_url);
@@ -69,27 +59,23 @@ httpc_new(const char *base_url, const char *secret, long timeout_ms)
 		c->auth = xasprintf("%s: %s%s", API_AUTH_HEADER,
 		    API_AUTH_SCHEME, secret);
 	c->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
-	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
-		pthread_mutex_init(&c->locks[i], NULL);
-	c->share = curl_share_init();
-	curl_share_setopt(c->share, CURLSHOPT_LOCKFUNC, httpc_lock);
-	curl_share_setopt(c->share, CURLSHOPT_UNLOCKFUNC, httpc_unlock);
-	curl_share_setopt(c->share, CURLSHOPT_USERDATA, c);
-	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	if (pthread_key_create(&c->easy, httpc_easy_free) != 0)
+		panic("httpc: no thread-specific key left");
 	return c;
 }
 
 struct httpc *
 httpc_free(struct httpc *c)
 {
-	size_t i;
+	CURL *e;
 
 	if (c == NULL)
 		return NULL;
-	curl_share_cleanup(c->share);
-	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
-		pthread_mutex_destroy(&c->locks[i]);
+	/* the calling thread's handle; other threads' went when they ended
+	 * (callers stop the threads that use a client before freeing it) */
+	if ((e = pthread_getspecific(c->easy)) != NULL)
+		curl_easy_cleanup(e);
+	pthread_key_delete(c->easy);
 	free(c->base);
 	free(c->auth);
 	free(c);
@@ -147,11 +133,15 @@ httpc_perform(struct httpc *c, const char *method, const char *path,
 	CURL *e;
 	char *url;
 
-	if ((e = curl_easy_init()) == NULL)
+	if ((e = pthread_getspecific(c->easy)) != NULL)
+		curl_easy_reset(e);	/* keeps its connections */
+	else if ((e = curl_easy_init()) == NULL ||
+	    pthread_setspecific(c->easy, e) != 0) {
+		curl_easy_cleanup(e);
 		return CURLE_OUT_OF_MEMORY;
+	}
 	url = xasprintf("%s%s", c->base, path);
 	curl_easy_setopt(e, CURLOPT_URL, url);
-	curl_easy_setopt(e, CURLOPT_SHARE, c->share);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
@@ -177,7 +167,6 @@ httpc_perform(struct httpc *c, const char *method, const char *path,
 	*status = 0;
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, status);
 	curl_slist_free_all(hdrs);
-	curl_easy_cleanup(e);
 	free(url);
 	return rc;
 }
