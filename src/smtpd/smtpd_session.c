@@ -808,8 +808,8 @@ data_step(struct session *s, struct evbuffer *in)
 {
 	struct evbuffer_ptr eol;
 	size_t len, eol_len;
-	char *buf;
-	int lf = 1;
+	const char *buf;
+	int lf = 1, last;
 
 	eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
 	if (eol.pos == -1) {
@@ -818,14 +818,16 @@ data_step(struct session *s, struct evbuffer *in)
 			return 0;
 	} else
 		len = (size_t)eol.pos + 1;
-	buf = xmalloc(len);
-	evbuffer_copyout(in, buf, len);
+	/* the line in place (contiguous), not a copy per line */
+	if ((buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)len)) ==
+	    NULL)
+		return 0;
 	if (!lf && buf[len - 1] == '\r')
 		len--;		/* may be the CR of a CRLF */
+	last = smtp_data_feed(&s->data, buf, len, lf);
 	evbuffer_drain(in, len);
-	if (smtp_data_feed(&s->data, buf, len, lf))
+	if (last)
 		data_end(s);
-	free(buf);
 	return 1;
 }
 
