@@ -445,6 +445,36 @@ def test_bad_bodies_are_400(stack, body):
     assert stack.post("messageserver", "/v1/inbound", body).status == 400
 
 
+@pytest.mark.parametrize("tail", [
+    "==",        # padding
+    "Q=",
+    "+/",        # the standard alphabet, not the URL-safe one
+    "Q",         # a length of 4n+1
+    "QR",        # bits past the last byte are not zero
+    "QUJ",       # (its last character would be QUI)
+    "\u0000",
+    " ",
+])
+def test_raw_must_be_canonical_base64url(stack, tail):
+    """The raw bytes are base64url without padding, in its one canonical
+    form (messageserver_clnt.c): anything else is 400, not a message."""
+    body = inbound_body(message("b64")[0])
+    body["raw"] = body["raw"][:len(body["raw"]) // 4 * 4] + tail
+    assert stack.post("messageserver", "/v1/inbound", body).status == 400
+
+
+@pytest.mark.parametrize("extra", range(6))
+def test_raw_round_trips_every_length(stack, extra):
+    """Every length modulo 3 decodes back to the bytes sent."""
+    raw, msgid = message(f"b64 {extra} {uuid.uuid4().hex[:6]}",
+                         body="x" * extra + "\n")
+    raw += b"\xfe\x80"[:extra % 3]        # 8-bit bytes too
+    assert inbound(stack, raw).status == 200
+    rows = sql(stack, "SELECT encode(raw, 'base64') FROM messages WHERE "
+               "message_id = :'v1'", msgid)
+    assert base64.b64decode(rows[0][0].replace("\\n", "")) == raw
+
+
 def test_malformed_json_is_400(stack):
     r = stack.post("messageserver", "/v1/inbound", b"{not json",
                    headers={"Content-Type": "application/json"})
