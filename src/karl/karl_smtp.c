@@ -1131,14 +1131,23 @@ karl_smtp_start(struct karl_smtp *s, const struct karl_smtp_msg *m)
 	}
 	/* first choice, a pipelining session to the host whose transaction
 	 * is under way: the copy goes right behind it, and one round trip
-	 * carries a message and the next envelope */
-	for (c = s->conns; c != NULL; c = c->next)
-		if (c->fd != -1 && c->st == C_READY && c->pipelining &&
-		    c->x != NULL && c->x->env_sent && c->nx == NULL &&
-		    c->port == m->port && strcasecmp(c->host, m->host) == 0) {
+	 * carries a message and the next envelope.  Best, one whose message
+	 * is not written yet (its 354 is awaited, or just came and the
+	 * message waits in the buffer): the envelope then goes in the same
+	 * write; else one whose message is out, whose envelope goes alone */
+	for (c = s->conns; c != NULL; c = c->next) {
+		if (c->fd == -1 || c->st != C_READY || !c->pipelining ||
+		    c->x == NULL || !c->x->env_sent || c->nx != NULL ||
+		    c->port != m->port || strcasecmp(c->host, m->host) != 0)
+			continue;
+		if (!(c->nexp == 1 && c->expect[0] == S_BODY) ||
+		    strbuf_len(c->w) > c->woff) {
 			stack = c;
 			break;
 		}
+		if (stack == NULL)
+			stack = c;
+	}
 	x = xcalloc(1, sizeof(*x));
 	x->msg = *m;
 	s->active++;
@@ -1223,8 +1232,12 @@ service(struct karl_smtp *s, struct conn *c, short revents)
 	if (c->st != C_HANDSHAKE && (revents & (POLLIN | POLLHUP | POLLERR)) &&
 	    io_read(s, c) == -1)
 		return;
-	/* what the replies queued goes out at once */
-	if (c->fd != -1 && c->st != C_HANDSHAKE && strbuf_len(c->w) > c->woff)
+	/* what the replies queued (a message after its 354) goes out at the
+	 * start of the next karl_smtp_poll, after the caller has started the
+	 * copies that came meanwhile: an envelope that rides behind the
+	 * message then goes in the same write */
+	if (c->fd != -1 && c->st != C_HANDSHAKE &&
+	    strbuf_len(c->w) > c->woff && (revents & POLLOUT))
 		(void)io_write(s, c);
 }
 
