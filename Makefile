@@ -135,7 +135,7 @@ unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
 e2e: all $(UNIT_BIN)
-	GROUPS_BIN=$(CURDIR)/$(BUILD)/bin $(PYTHON) -m pytest -q tests/e2e $(PYTEST_ARGS)
+	GROUPS_BIN=$(CURDIR)/$(BUILD)/bin $(PYTHON) -m pytest -q --durations=15 tests/e2e $(PYTEST_ARGS)
 
 test: deps
 	$(MAKE) all
@@ -174,11 +174,21 @@ FUZZ_EXTRA_smtp_session := src/smtpd/smtpd_session.c src/smtpd/smtpd_routes.c
 FUZZ_FLAGS_smtp_session := -Isrc/smtpd $(call pc,libevent)
 FUZZ_LIBS_smtp_session := $(call pl,libevent libevent_openssl) \
 	-Wl,--wrap=messageserver_clnt_rcpt -Wl,--wrap=messageserver_clnt_inbound
+# the common library is compiled once for every target, not once per target
+FUZZ_COMMON_OBJ := $(COMMON_SRC:src/common/%.c=build-fuzz/obj/%.o)
+FUZZ_LIBCOMMON	:= build-fuzz/libcommon.a
+build-fuzz/obj/%.o: src/common/%.c $(wildcard include/*.h)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ-CC $<"
+	$(Q)clang $(FUZZ_CFLAGS) -c -o $@ $<
+$(FUZZ_LIBCOMMON): $(FUZZ_COMMON_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
 .SECONDEXPANSION:
-build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(COMMON_SRC) $$(FUZZ_EXTRA_$$*)
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIBCOMMON) $$(FUZZ_EXTRA_$$*)
 	@mkdir -p build-fuzz
-	clang $(FUZZ_CFLAGS) $(FUZZ_FLAGS_$*) -o $@ $< $(FUZZ_EXTRA_$*) \
-	    $(COMMON_SRC) $(FUZZ_LIBS_$*) $(call pl,gmime-3.0) $(COMMON_LIBS)
+	@echo "  FUZZ-LD $@"
+	$(Q)clang $(FUZZ_CFLAGS) $(FUZZ_FLAGS_$*) -o $@ $< $(FUZZ_EXTRA_$*) \
+	    $(FUZZ_LIBCOMMON) $(FUZZ_LIBS_$*) $(call pl,gmime-3.0) $(COMMON_LIBS)
 fuzz: $(FUZZ_BIN)
 	@set -e; for f in $(FUZZ_BIN); do n=$${f#build-fuzz/fuzz_}; \
 	    mkdir -p build-fuzz/corpus-$$n; \
