@@ -359,41 +359,52 @@ dkim_same_name(const struct dkim_field *a, const struct dkim_field *b)
 	    strncasecmp(a->p, b->p, a->namelen) == 0;
 }
 
+/* dkim_lower - p[0..n) lowercased into sb. */
 static void
 dkim_lower(struct strbuf *sb, const char *p, size_t n)
 {
-	size_t i;
+	char tmp[DKIM_NAME_MAX];
+	size_t i, k;
 
-	for (i = 0; i < n; i++) {
-		char c = p[i];
-
-		strbuf_putc(sb, c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+	while (n > 0) {
+		k = n < sizeof(tmp) ? n : sizeof(tmp);
+		for (i = 0; i < k; i++)
+			tmp[i] = p[i] >= 'A' && p[i] <= 'Z' ? p[i] - 'A' + 'a' :
+			    p[i];
+		strbuf_append(sb, tmp, k);
+		p += k;
+		n -= k;
 	}
 }
 
 /* dkim_canon_header - field f, relaxed (RFC 6376 3.4.2): lowercase name,
  * ':', the value unfolded with WSP runs as one SP and no WSP at either
- * end; crlf says whether a CRLF follows (not for the signature itself). */
+ * end; crlf says whether a CRLF follows (not for the signature itself).
+ * Runs of other bytes are copied whole. */
 static void
 dkim_canon_header(struct strbuf *sb, const struct dkim_field *f, int crlf)
 {
-	const char *v = f->p + f->valoff, *e = f->p + f->len;
+	const char *v = f->p + f->valoff, *e = f->p + f->len, *run;
 	int sp = 0, any = 0;
 
 	dkim_lower(sb, f->p, f->namelen);
 	strbuf_putc(sb, ':');
-	for (; v < e; v++) {
+	while (v < e) {
 		if (v[0] == '\r' && v + 1 < e && v[1] == '\n') {
-			v++;
+			v += 2;
 			continue;
 		}
 		if (DKIM_WSP(*v)) {
 			sp = any;
+			v++;
 			continue;
 		}
 		if (sp)
 			strbuf_putc(sb, ' ');
-		strbuf_putc(sb, *v);
+		for (run = v; v < e && !DKIM_WSP(*v) && !(v[0] == '\r' &&
+		    v + 1 < e && v[1] == '\n'); v++)
+			;
+		strbuf_append(sb, run, (size_t)(v - run));
 		sp = 0;
 		any = 1;
 	}
@@ -480,9 +491,10 @@ static int
 dkim_body_hash(const EVP_MD *sha256, const struct dkim_body_cache *bc,
     const char *p, size_t n, unsigned char *md)
 {
-	struct dkim_body *b = xcalloc(1, sizeof(*b));
+	struct dkim_body body, *b = &body;	/* no need to zero its buf */
 	int rc = -1;
 
+	b->blank = b->n = 0;
 	if ((b->ctx = EVP_MD_CTX_new()) == NULL)
 		goto out;
 	if (bc != NULL && n >= bc->len && memcmp(p, bc->bytes, bc->len) == 0) {
@@ -499,7 +511,6 @@ dkim_body_hash(const EVP_MD *sha256, const struct dkim_body_cache *bc,
 	rc = 0;
 out:
 	EVP_MD_CTX_free(b->ctx);
-	free(b);
 	return rc;
 }
 
@@ -559,13 +570,14 @@ dkim_b64(const unsigned char *p, size_t n)
 	return s;
 }
 
-/* dkim_word - append word, after a space or, past DKIM_FOLD, after a
- * fold ("\r\n\t"); sep says whether a space separates it from the last
- * one (not inside h=, where the colons do). */
+/* dkim_word - append the word a, b[0..bn), c, after a space or, past
+ * DKIM_FOLD, after a fold ("\r\n\t"); sep says whether a space separates
+ * it from the last one (not inside h=, where the colons do). */
 static void
-dkim_word(struct strbuf *sb, size_t *col, const char *w, int sep)
+dkim_word(struct strbuf *sb, size_t *col, const char *a, const char *b,
+    size_t bn, const char *c, int sep)
 {
-	size_t n = strlen(w);
+	size_t an = strlen(a), cn = strlen(c), n = an + bn + cn;
 
 	if (*col + (sep ? 1 : 0) + n > DKIM_FOLD) {
 		strbuf_append(sb, "\r\n\t", 3);
@@ -574,8 +586,17 @@ dkim_word(struct strbuf *sb, size_t *col, const char *w, int sep)
 		strbuf_putc(sb, ' ');
 		(*col)++;
 	}
-	strbuf_append(sb, w, n);
+	strbuf_append(sb, a, an);
+	strbuf_append(sb, b, bn);
+	strbuf_append(sb, c, cn);
 	*col += n;
+}
+
+/* dkim_tag - dkim_word of a whole tag: name=value; */
+static void
+dkim_tag(struct strbuf *sb, size_t *col, const char *name, const char *v)
+{
+	dkim_word(sb, col, name, v, strlen(v), ";", 1);
 }
 
 /* dkim_ctx_take - an idle signing context of k, or NULL (make one). */
@@ -753,38 +774,28 @@ dkim_field_sign(const struct dkim_key *k, const char *words,
 	struct dkim_field self;
 	unsigned char *sig = NULL;
 	size_t siglen, col, i, n, dlen = data->len;
-	char *b64 = NULL, *w;
+	char *b64 = NULL, *w, t[24];
 	int rc = -1;
 
 	strbuf_puts(sb, "DKIM-Signature:");
 	col = 15;
-	dkim_word(sb, &col, "v=1;", 1);
-	dkim_word(sb, &col, k->alg == DKIM_RSA_SHA256 ? "a=rsa-sha256;" :
-	    "a=ed25519-sha256;", 1);
-	dkim_word(sb, &col, "c=relaxed/relaxed;", 1);
-	w = xasprintf("d=%s;", k->domain);
-	dkim_word(sb, &col, w, 1);
-	free(w);
-	w = xasprintf("s=%s;", k->selector);
-	dkim_word(sb, &col, w, 1);
-	free(w);
-	w = xasprintf("t=%lld;", (long long)now);
-	dkim_word(sb, &col, w, 1);
-	free(w);
+	dkim_tag(sb, &col, "v=", "1");
+	dkim_tag(sb, &col, "a=", k->alg == DKIM_RSA_SHA256 ? "rsa-sha256" :
+	    "ed25519-sha256");
+	dkim_tag(sb, &col, "c=", "relaxed/relaxed");
+	dkim_tag(sb, &col, "d=", k->domain);
+	dkim_tag(sb, &col, "s=", k->selector);
+	(void)snprintf(t, sizeof(t), "%lld", (long long)now);
+	dkim_tag(sb, &col, "t=", t);
 	/* h=: one name per word, folded only after a colon */
 	for (i = 0; *words != '\0'; i++, words += n) {
 		const char *c = strchr(words, ':');
-		char *word;
 
 		n = c ? (size_t)(c - words) + 1 : strlen(words);
-		word = xasprintf("%s%.*s%s", i == 0 ? "h=" : "", (int)n, words,
-		    c ? "" : ";");
-		dkim_word(sb, &col, word, i == 0);
-		free(word);
+		dkim_word(sb, &col, i == 0 ? "h=" : "", words, n, c ? "" : ";",
+		    i == 0);
 	}
-	w = xasprintf("bh=%s;", bh64);
-	dkim_word(sb, &col, w, 1);
-	free(w);
+	dkim_tag(sb, &col, "bh=", bh64);
 	strbuf_append(sb, "\r\n\tb=", 5);
 	col = 10;
 

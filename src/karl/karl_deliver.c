@@ -128,6 +128,10 @@ static struct {
 	int			 flying;
 	int64_t			 spool_pending;
 	struct karl_smtp	*smtp;
+	/* outcome writes done: bumped under lock before their receivers
+	 * leave the set, so a scan that began before the bump may hold a
+	 * stale view of one of them */
+	uint64_t		 recorded;
 	struct messageserver_clnt *ms;
 	int			 relay, maildir;
 	pthread_t		*workers, xport, recorder;
@@ -310,6 +314,7 @@ struct scan {
 	int		 full;		/* stopped: no room */
 	size_t		 dispatched;
 	int64_t		 pending;
+	uint64_t	 seq;		/* dl.recorded before the scan began */
 	char		 cursor[KARL_RKEY_MAX];
 };
 
@@ -474,7 +479,7 @@ scan_one(void *ctx, const char *key, json_t *rec)
 	struct work *w;
 	struct dom *d;
 	json_t *now_rec;
-	int kind, park;
+	int kind, park, fresh;
 
 	if ((kind = due(sc, rec)) == 0)
 		goto next;
@@ -502,16 +507,22 @@ scan_one(void *ctx, const char *key, json_t *rec)
 		sc->busy = 1;
 		goto next;
 	}
+	/* not out, so any outcome of it is written; the scan's iterator saw
+	 * every write done before it began, so when none was done since,
+	 * its record is the one in the spool */
+	fresh = dl.recorded == sc->seq;
 	pthread_mutex_unlock(&dl.lock);
-	/* not out, so any outcome is written: the record as it is now
-	 * (the scan's iterator may predate the last round's write) */
-	if ((now_rec = karl_spool_rcpt(key)) == NULL)
+	if (fresh)
+		now_rec = json_incref(rec);
+	else if ((now_rec = karl_spool_rcpt(key)) == NULL)
 		goto next;
-	if (due(sc, now_rec) != kind) {
-		json_decref(now_rec);
-		goto next;
+	if (!fresh) {
+		if (due(sc, now_rec) != kind) {
+			json_decref(now_rec);
+			goto next;
+		}
+		sc->pending--;		/* due() counted it twice */
 	}
-	sc->pending--;
 	w = xcalloc(1, sizeof(*w));
 	strlcpy_chk(w->key, key, sizeof(w->key));
 	w->rec = now_rec;
@@ -560,6 +571,9 @@ karl_deliver_run(void)
 			last_prune = sc.now;
 		}
 		sc.full = 0;
+		pthread_mutex_lock(&dl.lock);
+		sc.seq = dl.recorded;
+		pthread_mutex_unlock(&dl.lock);
 		if (karl_spool_scan(sc.cursor, scan_one, &sc) == -1)
 			sleep(1);
 		pass_busy |= sc.busy;
@@ -931,12 +945,14 @@ smtp_done(void *arg, int ok, int code, const char *diag)
 	q_push(&xp_done, w);
 }
 
-/* new_record - w's receiver record after its outcome (caller decrefs);
- * *final, *sent for the job counters. */
+/* new_record - w's receiver record after its outcome: w->rec changed in
+ * place (nothing reads the old one: w goes after its write, whatever
+ * comes of it) and returned borrowed; *final, *sent for the job
+ * counters. */
 static json_t *
 new_record(struct work *w, time_t now, int *final, int *sent)
 {
-	json_t *r = json_deep_copy(w->rec);
+	json_t *r = w->rec;
 	long long attempts = rec_int(r, R_ATTEMPTS);
 	time_t created = karl_jobctx_created(w->job->ctx);
 
@@ -1003,6 +1019,7 @@ flush(struct queue *q)
 	}
 	rc = karl_spool_record(o, n, now);
 	pthread_mutex_lock(&dl.lock);
+	dl.recorded++;
 	for (i = 0; (w = q_pop(q)) != NULL; i++) {
 		const char *st = rec_str(recs[i], F_KARL_STATE);
 		time_t next = (time_t)rec_int(recs[i], R_NEXT);
@@ -1043,7 +1060,6 @@ flush(struct queue *q)
 		w->job->refs--;
 		dl.out--;
 		dl.out_bytes -= w->cost;
-		json_decref(recs[i]);
 		json_decref(w->rec);
 		free(w->msg);
 		free(w->tgt);

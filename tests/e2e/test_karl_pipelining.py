@@ -50,10 +50,11 @@ def listening(port):
         return False
 
 
-def stack_to(keys, port):
-    st = start_stack(ConfStack(extra_conf={
-        "dkim_keys": keys[0], "karl_retry_min": "1", "karl_retry_max": "2",
-        "karl_max_age": "60"}))
+def stack_to(keys, port, **conf):
+    c = {"dkim_keys": keys[0], "karl_retry_min": "1", "karl_retry_max": "2",
+         "karl_max_age": "60"}
+    c.update(conf)
+    st = start_stack(ConfStack(extra_conf=c))
     st.set_conf("karl_relay_port", str(port))
     st.set_conf("karl_relay_tls", "no")
     st.restart_karl()
@@ -302,3 +303,35 @@ def test_only_the_signing_workers_preempt(keys):
         if st is not None:
             st.stop()
         rec.stop()
+
+
+def test_each_receiver_goes_once_while_outcomes_are_written(keys):
+    """The scheduler walks the spool while the recorder writes outcomes:
+    a receiver recorded after the walk's view was taken is read afresh,
+    never sent again from the old view.  4,000 receivers, nine in ten
+    deferred for at least a minute (each pass of the scheduler reads
+    their records while earlier copies complete): each is tried exactly
+    once, each other one delivered exactly once."""
+    sink = PipeSink()
+    port = free_ports(1)[0]
+    ctl = Controller(sink, hostname="127.0.0.1", port=port)
+    ctl.start()
+    st = None
+    try:
+        st = stack_to(keys, port, karl_retry_min="60", karl_retry_max="120",
+                      karl_max_age="600")
+        job = new_job()
+        rs = [rcpt(("ok%d@x.example" if i % 10 == 0 else
+                    "defer%d@x.example") % i, i) for i in range(4000)]
+        send_job(st, job, rs)
+        assert wait_for(lambda: job_status(st, job)["sent"] == 400 and
+                        job_status(st, job)["deferred"] == 3600, 120), \
+            (job_status(st, job), st.log_tails())
+        twice = {a: n for a, n in sink.tries.items() if n != 1}
+        assert not twice, sorted(twice.items())[:10]
+        assert all(len(sink.got[f"ok{i}@x.example"]) == 1
+                   for i in range(0, 4000, 10)), "a copy went twice"
+    finally:
+        if st is not None:
+            st.stop()
+        ctl.stop()
