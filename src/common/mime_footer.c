@@ -696,6 +696,10 @@ plan_reset(struct mime_footer_plan *pl)
 	pl->nseg = 0;
 	pl->fixed = 0;
 	pl->cur = 0;
+	pl->wrapped = pl->qp_last = pl->holes = 0;
+	pl->prefix = 0;
+	strbuf_free(pl->head);
+	pl->head = NULL;
 	strbuf_reset(pl->lit);
 }
 
@@ -720,6 +724,47 @@ plan_finish(struct mime_footer_plan *pl)
 			    s->len);
 	}
 	pl->prefix = strbuf_len(pl->head);
+}
+
+/* crlf_only - whether p is lines that each end in CRLF, with no other CR
+ * or LF. */
+static int
+crlf_only(const char *p, size_t n)
+{
+	size_t i;
+
+	if (!ends_crlf(p, n))
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (p[i] == '\r' && (i + 1 == n || p[i + 1] != '\n'))
+			return 0;
+		if (p[i] == '\n' && (i == 0 || p[i - 1] != '\r'))
+			return 0;
+	}
+	return 1;
+}
+
+/* plan_sound - whether every output of pl is CRLF lines, whichever holes
+ * get a footer and which stay empty.  The footers are encoded into whole
+ * lines, so only where the fixed pieces meet could a CR and an LF come
+ * apart (a boundary GMime placed oddly in hostile input); these four
+ * outputs try every such meeting.  Once per plan, not per receiver. */
+static int
+plan_sound(const struct mime_footer_plan *pl)
+{
+	static const char *const f[4][2] = {
+		{ "", "" }, { "x", "" }, { "", "x" }, { "x", "x" },
+	};
+	char *out;
+	size_t i, n;
+	int ok = 1;
+
+	for (i = 0; i < 4 && ok; i++) {
+		out = mime_footer_apply(pl, f[i][0], f[i][1], &n);
+		ok = crlf_only(out, n);
+		free(out);
+	}
+	return ok;
 }
 
 struct mime_footer_plan *
@@ -775,18 +820,26 @@ mime_footer_plan(const char *msg, size_t len, char *err, size_t errlen)
 		qsort(t, (size_t)nt, sizeof(*t), target_cmp);
 		for (i = 0; i < nt && ok; i++)
 			ok = touch(pl, &t[i], m, hb, he) == 0;
-		if (ok)
+		if (ok) {
 			src_to(pl, pl->srclen);
+			plan_finish(pl);
+			ok = plan_sound(pl);
+		}
 	}
 	if (!ok) {
 		plan_reset(pl);
 		if (wrap(pl, m, hb, he) != 0) {
 			(void)snprintf(err, errlen, "cannot locate the body");
 			pl = mime_footer_plan_free(pl);
+		} else {
+			plan_finish(pl);
+			if (!plan_sound(pl)) {
+				(void)snprintf(err, errlen,
+				    "cannot place a footer in its lines");
+				pl = mime_footer_plan_free(pl);
+			}
 		}
 	}
-	if (pl != NULL)
-		plan_finish(pl);
 	g_object_unref(m);
 	g_object_unref(parser);
 	g_object_unref(st);
