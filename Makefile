@@ -194,7 +194,12 @@ fuzz: $(FUZZ_BIN)
 	    mkdir -p build-fuzz/corpus-$$n; \
 	    echo "== $$f ($(FUZZ_SECONDS) s)"; \
 	    $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
-	        build-fuzz/corpus-$$n tests/fuzz/$$n; done
+	        -artifact_prefix=build-fuzz/$$n- \
+	        build-fuzz/corpus-$$n tests/fuzz/$$n || { \
+	        for a in build-fuzz/$$n-crash-* build-fuzz/$$n-leak-* \
+	            build-fuzz/$$n-timeout-* build-fuzz/$$n-oom-*; do \
+	            [ -f "$$a" ] && echo "== $$a (base64):" && base64 "$$a"; \
+	        done; exit 1; }; done
 fuzz-brief:
 	$(MAKE) fuzz FUZZ_SECONDS=10
 
