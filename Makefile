@@ -189,17 +189,9 @@ build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIBCOMMON) $$(FUZZ_EXTRA_$$*)
 	@echo "  FUZZ-LD $@"
 	$(Q)clang $(FUZZ_CFLAGS) $(FUZZ_FLAGS_$*) -o $@ $< $(FUZZ_EXTRA_$*) \
 	    $(FUZZ_LIBCOMMON) $(FUZZ_LIBS_$*) $(call pl,gmime-3.0) $(COMMON_LIBS)
+FUZZ_JOBS ?= 2
 fuzz: $(FUZZ_BIN)
-	@set -e; for f in $(FUZZ_BIN); do n=$${f#build-fuzz/fuzz_}; \
-	    mkdir -p build-fuzz/corpus-$$n; \
-	    echo "== $$f ($(FUZZ_SECONDS) s)"; \
-	    $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
-	        -artifact_prefix=build-fuzz/$$n- \
-	        build-fuzz/corpus-$$n tests/fuzz/$$n || { \
-	        for a in build-fuzz/$$n-crash-* build-fuzz/$$n-leak-* \
-	            build-fuzz/$$n-timeout-* build-fuzz/$$n-oom-*; do \
-	            [ -f "$$a" ] && echo "== $$a (base64):" && base64 "$$a"; \
-	        done; exit 1; }; done
+	@tests/fuzz/run-all $(FUZZ_SECONDS) $(FUZZ_JOBS) $(FUZZ_BIN)
 fuzz-brief:
 	$(MAKE) fuzz FUZZ_SECONDS=10
 

@@ -165,7 +165,7 @@ static const struct config_key config_keys[] = {
 	    "with jitter)"),
 	K_INT(karl_retry_max, "3600", 1, 604800,
 	    "longest wait between retries, seconds"),
-	K_INT(karl_max_age, "432000", 60, 2592000,
+	K_INT(karl_max_age, "432000", 10, 2592000,
 	    "give up on a receiver this many seconds after its job came"),
 	K_STR(dkim_keys, "", "DKIM keys: comma-separated \"domain selector "
 	    "pem-file\" triples; RSA and Ed25519 keys of a domain both sign"),

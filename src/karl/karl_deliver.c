@@ -51,7 +51,8 @@
 #define JOB_CACHE_IDLE	4	/* unused job states kept */
 #define PARK_MAX	10000	/* receivers parked for full domains */
 #define OUT_BYTES_MAX	(256u * 1024 * 1024)	/* prepared bytes out */
-#define REPORT_RETRY	60	/* seconds until a failed report is retried */
+#define REPORT_RETRY	60	/* seconds until a failed report is retried, at
+				 * most (karl_retry_min when shorter) */
 #define IDLE_WAIT	60	/* seconds the scheduler sleeps at most */
 #define DIAG_LEN	1000
 #define RECORD_BATCH	64	/* fewer outcomes: wait RECORD_WAIT_NS */
@@ -963,7 +964,8 @@ new_record(struct work *w, time_t now, int *final, int *sent)
 			*final = 1;
 		} else
 			json_object_set_new(r, R_NEXT,
-			    json_integer(now + REPORT_RETRY));
+			    json_integer(now + (cfg.karl_retry_min < REPORT_RETRY ?
+			    cfg.karl_retry_min : REPORT_RETRY)));
 		return r;
 	}
 	json_object_set_new(r, R_ATTEMPTS, json_integer(attempts + 1));
