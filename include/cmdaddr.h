@@ -7,6 +7,9 @@
  *	group			post
  *	group+owner		the owners
  *	group+bounces[-TOKEN]	a bounce; TOKEN is opaque here
+ *	bounces[+TOKEN]		a bounce to the domain's own address (the
+ *				envelope sender of every copy karl sends):
+ *				kind BOUNCE with an empty group
  *	group+COMMAND		subscribe (join), unsubscribe (leave,
  *				signoff), help, digest, plaindigest, summary,
  *				special, nomail, single (individual, mail)

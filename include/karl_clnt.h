@@ -13,9 +13,10 @@
  *	 -- batch 0 only:
  *	 "message": base64url(RFC 5322 bytes, CRLF or LF lines),
  *	 "footer": {"text": mustache, "html": mustache},	optional
- *	 "sender": {"local": "demo+bounces", "domain": "example.org"},
- *					envelope sender = local "-" token
- *					"@" domain, token = karl's signature
+ *	 "sender": {"local": "bounces", "domain": "example.org"},
+ *					envelope sender = local "+" token
+ *					"@" domain ("-" when local has a "+"
+ *					already), token = karl's signature
  *					over the receiver's "verp" string
  *	 "sign_domain": "example.org",	DKIM d=
  *	 -- every batch:

@@ -263,6 +263,18 @@ cmdaddr_parse(const char *local, struct cmdaddr *out)
 	out->group[g] = '\0';
 	if (!group_ok(out->group, g))
 		goto bad;
+	if (strcmp(out->group, BOUNCE_WORD) == 0) {
+		/* the domain's bounce address: no group (sql/009 keeps the
+		 * name from groups) */
+		n -= plus ? g + 1 : g;
+		if (plus != NULL && (n == 0 || !bounce_ok(plus + 1, n)))
+			goto bad;
+		out->kind = CMDADDR_KIND_BOUNCE;
+		out->group[0] = '\0';
+		if (plus != NULL)
+			memcpy(out->arg, plus + 1, n);
+		return 0;
+	}
 	if (plus == NULL) {
 		out->kind = CMDADDR_KIND_POST;
 		return 0;
@@ -326,8 +338,12 @@ cmdaddr_format(const struct cmdaddr *a, char *buf, size_t len)
 		n = snprintf(buf, len, "%s+" OWNER_WORD, a->group);
 		break;
 	case CMDADDR_KIND_BOUNCE:
-		n = snprintf(buf, len, "%s+" BOUNCE_WORD "%s%s", a->group,
-		    a->arg[0] ? "-" : "", a->arg);
+		if (a->group[0] == '\0')
+			n = snprintf(buf, len, BOUNCE_WORD "%s%s",
+			    a->arg[0] ? "+" : "", a->arg);
+		else
+			n = snprintf(buf, len, "%s+" BOUNCE_WORD "%s%s",
+			    a->group, a->arg[0] ? "-" : "", a->arg);
 		break;
 	case CMDADDR_KIND_COMMAND:
 		n = snprintf(buf, len, "%s+%s%s%s", a->group,

@@ -9,7 +9,8 @@
  * (RFC 2369, 8058) are prepended from the receiver's unsubscribe_url and
  * unsubscribe_mailto, and the result is signed with every DKIM key of the
  * job's sign_domain (rsa-sha256 and ed25519-sha256 when both are there).
- * The envelope sender is local "-" token "@" domain, token signing the
+ * The envelope sender is local "+" token "@" domain ("-" when local has
+ * an extension already, as "demo+bounces" has), token signing the
  * receiver's verp string (key "verp" derived from the system secret), so
  * messageserver can map a bounce back to its member.  The token is the
  * short form (token_short_sign: payload "." 80-bit MAC in base32, case-
@@ -328,7 +329,8 @@ karl_prepare_message(const struct karl_jobctx *j, const json_t *rec,
 		snprintf(err, errlen, "verp string too long");
 		return -1;
 	}
-	*mail_from = xasprintf("%s-%s@%s", j->local, tok, j->domain);
+	*mail_from = xasprintf("%s%c%s@%s", j->local,
+	    strchr(j->local, '+') != NULL ? '-' : '+', tok, j->domain);
 	free(tok);
 
 	if (j->plan != NULL) {

@@ -36,6 +36,10 @@ struct db;
  * forward of ...); deeper ones are skipped: GMime built them already,
  * this only bounds our own recursion. */
 #define MS_EMBED_DEPTH		16
+/* the envelope sender of every copy: bounces+<token>@<group's domain>
+ * (karl joins the token with '+'), at most 8 + 49 octets, within RFC
+ * 5321's 64 whatever the group's name; docs/bounces.md */
+#define MS_BOUNCE_LOCAL		"bounces"
 
 /* Result of routing one address; status is the HTTP answer. */
 enum ms_rcpt_status {

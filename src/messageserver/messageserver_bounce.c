@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * messageserver_bounce.c - bounces to group+bounces[-TOKEN]@domain.
+ * messageserver_bounce.c - bounces to bounces[+TOKEN]@domain (every copy's
+ * envelope sender) and group+bounces[-TOKEN]@domain (older copies).
  *
  * TOKEN is karl's short signature (token.h, key and purpose "verp") over
  * the VERP string of the copy that bounced: "<account>.<message>" for a
@@ -140,6 +141,16 @@ by_account(struct bounce_ctx *c, const char *acct, const char *mid,
 	if (mid[0] != '\0' && db_query_value(c->d, "SELECT message_id FROM "
 	    "messages WHERE id = $1::bigint", DB_PARAMS(mid), msgid,
 	    sizeof(msgid)) == -1)
+		return -1;
+	/* the domain's bounce address names no group: a post's is its
+	 * message's, a probe's the one the bouncer sent it through (that of
+	 * the account's latest bounce with a group) */
+	if (c->gid[0] == '\0' && (mid[0] != '\0' ? db_query_value(c->d,
+	    "SELECT group_id::text FROM messages WHERE id = $1::bigint",
+	    DB_PARAMS(mid), c->gid, sizeof(c->gid)) : db_query_value(c->d,
+	    "SELECT group_id::text FROM bounce_events WHERE account_id = "
+	    "$1::bigint AND group_id IS NOT NULL ORDER BY id DESC LIMIT 1",
+	    DB_PARAMS(acct), c->gid, sizeof(c->gid))) == -1)
 		return -1;
 	if (c->n == 0 && c->dsn->is_dsn) {
 		*why = "a delivery report, not a failure";

@@ -265,7 +265,7 @@ notice(struct db *d, struct karl_clnt *kc, const struct row *w)
 	raw = PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 0),
 	    &rawlen);
 	rcv = json_loads(PQgetvalue(r, 0, 1), 0, NULL);
-	snprintf(local, sizeof(local), "%s+bounces", PQgetvalue(r, 0, 2));
+	strlcpy_chk(local, MS_BOUNCE_LOCAL, sizeof(local));
 	strlcpy_chk(domain, PQgetvalue(r, 0, 3), sizeof(domain));
 	PQclear(r);
 	n = json_array_size(rcv);
@@ -453,7 +453,7 @@ post(struct db *d, struct karl_clnt *kc, const struct row *w)
 	msg = messageserver_outgoing(&o, &msglen);
 
 	snprintf(jobid, sizeof(jobid), "post-%s", w->id);
-	snprintf(local, sizeof(local), "%s+bounces", p.group);
+	strlcpy_chk(local, MS_BOUNCE_LOCAL, sizeof(local));
 	memset(&job, 0, sizeof(job));
 	job.job = jobid;
 	job.kind = "post";

@@ -144,6 +144,11 @@ messageserver_rcpt_resolve(struct db *d, const char *addr,
 	strlcpy_chk(r->domain, domain, sizeof(r->domain));
 
 	if (cmdaddr_parse(local, &a) == 0) {
+		if (a.kind == CMDADDR_KIND_BOUNCE && a.group[0] == '\0') {
+			/* bounces[+TOKEN]: the domain's own, no group */
+			group_route(&a, r);
+			return MS_RCPT_OK;
+		}
 		found = db_query_value(d, "SELECT 1 FROM groups WHERE "
 		    "domain = $1 AND name = $2 AND status <> 'disabled'",
 		    DB_PARAMS(domain, a.group), NULL, 0);

@@ -172,7 +172,7 @@ def test_hard_dsn_makes_the_account_bouncing(bst):
     g2, _ = group(st, [aid, oid])
     msgid, mid = post(st, sink, g1, [addr, other])
     verp = verp_of(sink, addr)
-    token = verp.split("@")[0].split("+bounces-", 1)[1]
+    token = verp.split("@")[0].split("bounces+", 1)[1]
     assert verify_short_token(st, "verp", token) == f"{aid}.{mid}"
     assert state(st, aid) is None
     bounce = dsn(verp, addr, orig=msgid)
@@ -234,15 +234,18 @@ def test_forged_or_damaged_token_records_nothing(bst):
     st, _ = bst
     addr, aid, g, msgid, mid, verp = member_with_copy(bst, "forged")
     local, dom = verp.split("@")
-    head, token = local.split("+bounces-", 1)
+    head, token = local.split("+", 1)
+    assert head == "bounces", local
     flip = "a" if token[-1] != "a" else "b"
     before = st.sql("SELECT count(*) FROM bounce_events")[0][0]
-    bad = [f"{head}+bounces-{token[:-1]}{flip}@{dom}",      # forged MAC
-           f"{head}+bounces-{token[:-4]}@{dom}",            # cut short
+    bad = [f"bounces+{token[:-1]}{flip}@{dom}",             # forged MAC
+           f"bounces+{token[:-4]}@{dom}",                   # cut short
            # a well-formed token for another account, MAC not ours
-           f"{head}+bounces-{int(aid) + 1}.{mid}.{token.rsplit('.')[-1]}"
+           f"bounces+{int(aid) + 1}.{mid}.{token.rsplit('.')[-1]}"
            f"@{dom}",
-           f"{head}+bounces-garbage@{dom}"]
+           f"bounces+garbage@{dom}",
+           # the group's own form, forged the same way
+           f"{g}+bounces-{token[:-1]}{flip}@{dom}"]
     for v in bad:
         smtp(st, "", [v], dsn(v, addr, orig=msgid))
     assert st.sql("SELECT count(*) FROM bounce_events")[0][0] == before
@@ -317,18 +320,55 @@ def notice(st, gid, to, verp=None):
 
 
 def test_probe_bounce_has_source_probe(bst):
+    """A probe's bounce (VERP p<account>, to bounces+TOKEN, which names no
+    group) is recorded under the group of the account's latest bounce,
+    the one the bouncer sent the probe through."""
     st, sink = bst
     addr = f"{uniq('probe')}@example.net"
     aid = account(st, addr)
     g, gid = group(st, [aid])
+    g2, gid2 = group(st, [aid])
+    st.sql("INSERT INTO bounce_events (account_id, email, group_id, type, "
+           "source) VALUES (:'v1', :'v2', :'v3', 'soft', 'dsn')",
+           aid, addr, gid2)
     notice(st, gid, addr, verp=f"p{aid}")
     assert wait_for(lambda: sink.got.get(addr), 30), st.log_tails()
     verp = verp_of(sink, addr)
-    token = verp.split("@")[0].split("+bounces-", 1)[1]
+    token = verp.split("@")[0].split("bounces+", 1)[1]
     assert verify_short_token(st, "verp", token) == f"p{aid}"
     smtp(st, "", [verp], dsn(verp, addr))
     ev = events(st, aid)
-    assert [e[:5] for e in ev] == [["hard", "probe", "5.1.1", "t", g]], ev
+    assert [e[:5] for e in ev][1:] == [["hard", "probe", "5.1.1", "t", g2]], \
+        ev
+
+
+def test_long_group_name_bounce_address_fits(bst):
+    """A group named with 60 characters: its copies' envelope sender is
+    still within RFC 5321's 64 octets (bounces+TOKEN, not
+    group+bounces-TOKEN), routes as a bounce, and a DSN to it marks the
+    member, under that group."""
+    st, sink = bst
+    addr = f"{uniq('long')}@example.net"
+    aid = account(st, addr)
+    name = ("l" + uniq("g").replace("-", "") + "x" * 60)[:60]
+    gid = st.sql("INSERT INTO groups (domain, name, title, who_can_post) "
+                 "VALUES ('localhost', :'v1', :'v1', 'anyone') RETURNING id",
+                 name)[0][0]
+    st.sql("INSERT INTO memberships (group_id, account_id) VALUES "
+           "(:'v1', :'v2')", gid, aid)
+    msgid, mid = post(st, sink, name, [addr])
+    verp = verp_of(sink, addr)
+    local = verp.split("@")[0]
+    assert local.startswith("bounces+") and len(local) <= 64, verp
+    r = st.post("messageserver", "/v1/rcpt", {"rcpt": verp})
+    assert r.status == 200 and r.json()["route"] == "bounce", r
+    smtp(st, "", [verp], dsn(verp, addr, orig=msgid))
+    ev = events(st, aid)
+    assert [e[:5] for e in ev] == [["hard", "verp", "5.1.1", "t", name]], ev
+    # no group may take the address's name
+    with pytest.raises(Exception):
+        st.sql("INSERT INTO groups (domain, name, title) VALUES "
+               "('localhost', 'bounces', 'x')")
 
 
 def test_notice_bounce_finds_the_receiver(bst):
@@ -339,7 +379,7 @@ def test_notice_bounce_finds_the_receiver(bst):
     oid = notice(st, gid, addr)
     assert wait_for(lambda: sink.got.get(addr), 30), st.log_tails()
     verp = verp_of(sink, addr)
-    token = verp.split("@")[0].split("+bounces-", 1)[1]
+    token = verp.split("@")[0].split("bounces+", 1)[1]
     assert verify_short_token(st, "verp", token) == f"n{oid}"
     # an address the notice was not sent to is not believed
     stranger = f"{uniq('stranger')}@example.net"

@@ -161,7 +161,7 @@ def test_owner_address_reaches_staff_once(fwd):
         assert len(copies) == 1, who
         env, data = copies[0]
         # our bounce address, so a failed forward comes back to us
-        assert env.startswith(f"{g}+bounces-") and \
+        assert env.startswith("bounces+") and \
             env.endswith(f"@{DOMAIN}"), env
         head, rest = head_and_body(data)
         assert rest == body.encode()          # the body byte for byte
@@ -280,7 +280,7 @@ def test_rule_to_an_address(fwd):
     assert m["X-Loop"] == f"{local}@{DOMAIN}"
     assert m["From"].addresses[0].addr_spec == sender
     assert head_and_body(data)[1] == b"Question about your service\r\n"
-    assert env.endswith(f"@{DOMAIN}") and "+bounces-" in env, env
+    assert env.endswith(f"@{DOMAIN}") and env.startswith("bounces+"), env
 
     # the forward comes back (the target forwards to us again): dropped
     a = action(st, f"{local}@{DOMAIN}", data, target)
@@ -455,7 +455,7 @@ def test_postmaster_reaches_the_site_admin_once(fwd):
                              "your server", body="Hello postmaster\r\n")
         smtp_send(st, sender, f"PostMaster@{DOMAIN}", raw)
         env, data = wait_got(sink, ops, msgid)[0]
-        assert "+bounces-" in env and env.endswith(f"@{DOMAIN}"), env
+        assert env.startswith("bounces+") and env.endswith(f"@{DOMAIN}"), env
         m = message_from_bytes(data, policy=default_policy)
         assert m["X-Original-To"] == f"postmaster@{DOMAIN}"
         assert m["X-Loop"] == f"postmaster@{DOMAIN}"

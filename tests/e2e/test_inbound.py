@@ -115,7 +115,25 @@ def test_rcpt_routes(stack, addr, route, extra):
         assert j[k] == v
 
 
+@pytest.mark.parametrize("addr,detail", [
+    ("bounces+12.345.k3v6abc@localhost", "12.345.k3v6abc"),
+    ("BOUNCES+AbC-1@LOCALHOST", "AbC-1"),
+    ("bounces@localhost", ""),
+])
+def test_rcpt_domain_bounce_address(stack, addr, detail):
+    """bounces[+TOKEN]@domain, every copy's envelope sender: a bounce
+    route without a group, the token kept as it came."""
+    r = rcpt(stack, addr)
+    assert r.status == 200, r
+    j = r.json()
+    assert (j["route"], j["group"], j["domain"], j.get("detail", "")) == \
+        ("bounce", "", DOMAIN, detail), j
+
+
 @pytest.mark.parametrize("addr,status", [
+    ("bounces+@localhost", 404),
+    ("bounces+a b@localhost", 404),
+    ("bounces+x@example.com", 403),
     ("nosuch@localhost", 404),
     ("demo+nosuchcommand@localhost", 404),
     ("demo+approve-@localhost", 404),

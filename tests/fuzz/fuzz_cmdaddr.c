@@ -6,7 +6,8 @@
  * The input as a local part:
  *   - parsing never crashes; a refusal leaves the result zeroed;
  *   - an accepted result is bounded and NUL-terminated, its group a name
- *     groups.name would take, its command known when it is a command;
+ *     groups.name would take (empty exactly for bounces[+TOKEN]), its
+ *     command known when it is a command;
  *   - its canonical form (cmdaddr_format) parses back to the same result,
  *     and formatting that gives the same bytes.
  * The input as forward rules: a target found is NUL-terminated within
@@ -19,6 +20,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cmdaddr.h"
 #include "confirm.h"
@@ -48,7 +50,10 @@ check_parse(const char *s)
 	if (memchr(a.group, '\0', sizeof(a.group)) == NULL ||
 	    memchr(a.arg, '\0', sizeof(a.arg)) == NULL)
 		abort();
-	if (a.group[0] == '\0' || strlen(a.group) > CMDADDR_GROUP_MAX)
+	/* only the domain's bounce address has no group */
+	if ((a.group[0] == '\0') != (a.kind == CMDADDR_KIND_BOUNCE &&
+	    strncasecmp(s, "bounces", 7) == 0 && (s[7] == '\0' ||
+	    s[7] == '+')) || strlen(a.group) > CMDADDR_GROUP_MAX)
 		abort();
 	for (i = 0; a.group[i] != '\0'; i++)
 		if (strchr("abcdefghijklmnopqrstuvwxyz0123456789._-",

@@ -110,7 +110,8 @@ test_refused(void **state)
 		"demo+mute-tag-\xc3", "demo+mute-tag-\xc0\xaf",
 		"demo+mute-tag-\xed\xa0\x80", "demo+bounces-", "demo+bounces-a b",
 		"demo+bounces-\xc3\xa9", "-demo", "demo-", "de mo", "dem@o",
-		"demo+owners", "demo+ownerx",
+		"demo+owners", "demo+ownerx", "bounces+", "bounces+a b",
+		"bounces+\xc3\xa9", "BOUNCES+",
 	};
 	struct cmdaddr a;
 	size_t i;
@@ -142,6 +143,22 @@ test_kinds(void **state)
 	assert_int_equal(cmdaddr_parse("Demo+Bounces-AbC.12_3", &a), 0);
 	assert_int_equal(a.kind, CMDADDR_KIND_BOUNCE);
 	assert_string_equal(a.arg, "AbC.12_3");
+	/* the domain's bounce address: no group, the token after the plus
+	 * (a '-' in it is the token's own) */
+	assert_int_equal(cmdaddr_parse("bounces", &a), 0);
+	assert_int_equal(a.kind, CMDADDR_KIND_BOUNCE);
+	assert_string_equal(a.group, "");
+	assert_string_equal(a.arg, "");
+	assert_int_equal(cmdaddr_parse("Bounces+12.345.K3v6-x", &a), 0);
+	assert_int_equal(a.kind, CMDADDR_KIND_BOUNCE);
+	assert_string_equal(a.group, "");
+	assert_string_equal(a.arg, "12.345.K3v6-x");
+	assert_int_equal(cmdaddr_parse("bounces+owner", &a), 0);
+	assert_int_equal(a.kind, CMDADDR_KIND_BOUNCE);
+	assert_string_equal(a.arg, "owner");
+	assert_int_equal(cmdaddr_parse("bouncesx", &a), 0);
+	assert_int_equal(a.kind, CMDADDR_KIND_POST);
+	assert_string_equal(a.group, "bouncesx");
 	/* group names: at most 64 */
 	memset(big, 'g', 64);
 	big[64] = '\0';
@@ -167,6 +184,8 @@ test_format_canonical(void **state)
 		{ "demo+Owner", "demo+owner" },
 		{ "demo+BOUNCES", "demo+bounces" },
 		{ "demo+bounces-XyZ", "demo+bounces-XyZ" },
+		{ "BOUNCES", "bounces" },
+		{ "Bounces+XyZ.1", "bounces+XyZ.1" },
 		{ "demo+JOIN", "demo+subscribe" },
 		{ "demo+signoff", "demo+unsubscribe" },
 		{ "demo+individual", "demo+single" },
