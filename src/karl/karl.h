@@ -129,10 +129,12 @@ int	 karl_prepare_message(const struct karl_jobctx *, const json_t *rec,
 	    size_t errlen);
 
 /* karl_maildir.c: the maildir transport. */
-/* karl_maildir_deliver - write msg to dir/<to>/new; 0 or -1 with a reason
- * in err. */
+/* karl_maildir_deliver - write msg to dir/<to>/new after a Return-Path
+ * (from) and a Delivered-To (to) line, as a delivery agent does; 0 or -1
+ * with a reason in err. */
 int	 karl_maildir_deliver(const char *dir, const char *to,
-	    const char *msg, size_t len, char *err, size_t errlen);
+	    const char *from, const char *msg, size_t len, char *err,
+	    size_t errlen);
 
 /* karl_smtp.c: the SMTP transport (PIPELINING client, poll(2)). */
 struct karl_smtp;

@@ -1091,8 +1091,8 @@ start(struct work *w)
 	}
 	if (dl.maildir) {
 		if (karl_maildir_deliver(cfg.karl_maildir,
-		    rec_str(w->rec, F_KARL_TO), w->msg, w->len, err,
-		    sizeof(err)) == -1)
+		    rec_str(w->rec, F_KARL_TO), w->mail_from, w->msg, w->len,
+		    err, sizeof(err)) == -1)
 			set_outcome(w, 0, 0, err);
 		else
 			set_outcome(w, 1, 250, "maildir");

@@ -3,8 +3,11 @@
  * karl_maildir.c - the maildir transport (karl_transport = maildir): each
  * delivered message becomes karl_maildir/<recipient>/new/<unique>, written
  * under tmp/, fsynced, then renamed, so a reader never sees half a
- * message and a message reported sent survives a crash.  For local runs
- * (`make run`), so a newcomer can read what karl sent.
+ * message and a message reported sent survives a crash.  Like a delivery
+ * agent, it puts Return-Path (the VERP envelope sender) and Delivered-To
+ * before the message; neither is signed, so the DKIM signatures still
+ * verify.  For local runs (`make run`), so a newcomer can read what karl
+ * sent.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,9 +43,12 @@ write_all(int fd, const char *buf, size_t len)
 }
 
 int
-karl_maildir_deliver(const char *dir, const char *to, const char *msg,
-    size_t len, char *err, size_t errlen)
+karl_maildir_deliver(const char *dir, const char *to, const char *from,
+    const char *msg, size_t len, char *err, size_t errlen)
 {
+	char trace[2 * PATH_LEN];
+	int tn;
+
 	char box[PATH_LEN], tmp[PATH_LEN], dst[PATH_LEN], sub[PATH_LEN + 8];
 	char uniq[33];
 	struct timespec ts;
@@ -62,6 +68,18 @@ karl_maildir_deliver(const char *dir, const char *to, const char *msg,
 			    "name");
 			return -1;
 		}
+	for (p = from; *p != '\0'; p++)
+		if ((unsigned char)*p < ' ' || *p == '>') {
+			snprintf(err, errlen, "envelope sender unfit for "
+			    "Return-Path");
+			return -1;
+		}
+	tn = snprintf(trace, sizeof(trace), "Return-Path: <%s>\r\n"
+	    "Delivered-To: %s\r\n", from, to);
+	if (tn < 0 || (size_t)tn >= sizeof(trace)) {
+		snprintf(err, errlen, "addresses too long");
+		return -1;
+	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	token_random_id(uniq, 16);
 	if (snprintf(box, sizeof(box), "%s/%s", dir, to) >= (int)sizeof(box) ||
@@ -85,7 +103,8 @@ karl_maildir_deliver(const char *dir, const char *to, const char *msg,
 		snprintf(err, errlen, "open %s: %s", tmp, strerror(errno));
 		return -1;
 	}
-	if (write_all(fd, msg, len) == -1 || fsync(fd) == -1) {
+	if (write_all(fd, trace, (size_t)tn) == -1 ||
+	    write_all(fd, msg, len) == -1 || fsync(fd) == -1) {
 		snprintf(err, errlen, "write %s: %s", tmp, strerror(errno));
 		close(fd);
 		unlink(tmp);

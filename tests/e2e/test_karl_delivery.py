@@ -791,6 +791,12 @@ def test_maildir_transport():
             f = next((box / r["to"] / "new").glob("*"))
             text = f.read_text()
             assert f"Hi Member {i}" in text and "Subject: hello" in text
+            # a delivery agent's trace lines: the VERP envelope sender
+            # and the receiver
+            lines = text.splitlines()
+            assert lines[0].startswith("Return-Path: <demo+bounces-") and \
+                lines[0].endswith("@lists.example>"), lines[0]
+            assert lines[1] == f"Delivered-To: {r['to']}", lines[1]
             assert list((box / r["to"] / "tmp").glob("*")) == []
         assert wait_for(lambda: job_status(st, job)["sent"] == 3, 10)
     finally:
