@@ -31,8 +31,8 @@ from pathlib import Path
 import pytest
 
 from dnsserver import DnsServer
-from mailtest import (Sink, TimedSink, dkim_keys, metrics, verify_short_token,
-                      verify_token)
+from mailtest import (Sink, TimedSink, dkim_keyfile, dkim_keys, metrics,
+                      verify_dkim_both, verify_short_token, verify_token)
 from stack import Stack, wait_for
 
 dkim = pytest.importorskip("dkim")
@@ -799,6 +799,60 @@ def test_maildir_transport():
             assert lines[1] == f"Delivered-To: {r['to']}", lines[1]
             assert list((box / r["to"] / "tmp").glob("*")) == []
         assert wait_for(lambda: job_status(st, job)["sent"] == 3, 10)
+    finally:
+        st.stop()
+    assert not st.sanitizer_reports, st.sanitizer_reports
+
+
+class LocalDkimStack(ConfStack):
+    """The stack as `make run` makes it: maildir, and DKIM keys for
+    localhost made by deploy/stack on the first start."""
+
+    def env(self):
+        e = super().env()
+        e["GROUPS_LOCAL_DKIM"] = "yes"
+        return e
+
+
+def test_local_stack_signs_with_its_own_keys(tmp_path):
+    """deploy/stack's default: keys in var/dkim, dkim_keys in the new
+    groups.conf, and every maildir copy (behind its Return-Path) signed
+    with both, verified by python3-dkim and libopendkim against the
+    public halves it wrote."""
+    st = start_stack(LocalDkimStack(transport="maildir"))
+    try:
+        conf = st.conf.read_text()
+        assert f"localhost local-rsa {st.var}/dkim/rsa.pem" in conf, conf
+        txt = {}
+        for sel, name in (("local-rsa", "rsa"), ("local-ed", "ed25519")):
+            der = subprocess.run(
+                ["openssl", "pkey", "-pubin", "-in",
+                 str(st.var / "dkim" / f"{name}.pub"), "-outform", "DER"],
+                check=True, capture_output=True).stdout
+            if name == "ed25519":
+                der = der[-32:]
+            txt[f"{sel}._domainkey.localhost."] = (
+                f"v=DKIM1; k={'rsa' if name == 'rsa' else 'ed25519'}; p=" +
+                base64.b64encode(der).decode())
+        assert oct((st.var / "dkim" / "rsa.pem").stat().st_mode)[-3:] == \
+            "600"
+        job = new_job()
+        body = {"job": job, "batch": 0, "last": True, "kind": "post",
+                "message": b64url(MESSAGE.replace(b"lists.example",
+                                                  b"localhost")),
+                "sender": {"local": "bounces", "domain": "localhost"},
+                "sign_domain": "localhost",
+                "receivers": [rcpt("signed@example.org", 1)]}
+        r = st.post("karl", "/v1/send", body, timeout=60)
+        assert r.status == 202, r
+        box = st.var / "mail" / "signed@example.org" / "new"
+        assert wait_for(lambda: len(list(box.glob("*"))) == 1, 20), \
+            st.log_tails()
+        data = next(box.glob("*")).read_bytes()
+        assert data.startswith(b"Return-Path: <bounces+1.42."), data[:80]
+        bad = verify_dkim_both(data, txt,
+                               dkim_keyfile(tmp_path / "keys", txt))
+        assert bad == [], bad
     finally:
         st.stop()
     assert not st.sanitizer_reports, st.sanitizer_reports
