@@ -46,16 +46,13 @@ int
 karl_maildir_deliver(const char *dir, const char *to, const char *from,
     const char *msg, size_t len, char *err, size_t errlen)
 {
-	char trace[2 * PATH_LEN];
-	int tn;
-
 	char box[PATH_LEN], tmp[PATH_LEN], dst[PATH_LEN], sub[PATH_LEN + 8];
-	char uniq[33];
+	char trace[2 * PATH_LEN], uniq[33];
 	struct timespec ts;
 	static const char *const subdirs[] = { "cur", "tmp", "new" };
 	const char *p;
 	size_t i;
-	int fd;
+	int fd, tn;
 
 	/* the address is the directory name: no '/' and no dot files */
 	if (to[0] == '.' || strchr(to, '/') != NULL) {

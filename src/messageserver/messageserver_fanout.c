@@ -251,7 +251,7 @@ notice(struct db *d, struct karl_clnt *kc, const struct row *w)
 	json_t *rcv, *v;
 	PGresult *r;
 
-	r = db_query(d, "SELECT o.raw, o.receivers, g.name, g.domain "
+	r = db_query(d, "SELECT o.raw, o.receivers, g.domain "
 	    "FROM outbox o JOIN groups g ON g.id = o.group_id "
 	    "WHERE o.id = $1", DB_PARAMS(w->id));
 	if (r == NULL || PQntuples(r) == 0) {
@@ -266,7 +266,7 @@ notice(struct db *d, struct karl_clnt *kc, const struct row *w)
 	    &rawlen);
 	rcv = json_loads(PQgetvalue(r, 0, 1), 0, NULL);
 	strlcpy_chk(local, MS_BOUNCE_LOCAL, sizeof(local));
-	strlcpy_chk(domain, PQgetvalue(r, 0, 3), sizeof(domain));
+	strlcpy_chk(domain, PQgetvalue(r, 0, 2), sizeof(domain));
 	PQclear(r);
 	n = json_array_size(rcv);
 	if (raw == NULL || n == 0 || n > KARL_BATCH_MAX) {
