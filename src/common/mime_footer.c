@@ -731,17 +731,18 @@ plan_finish(struct mime_footer_plan *pl)
 static int
 crlf_only(const char *p, size_t n)
 {
-	size_t i;
+	const char *e = p + n, *c;
+	size_t lf = 0, cr = 0;
 
 	if (!ends_crlf(p, n))
 		return 0;
-	for (i = 0; i < n; i++) {
-		if (p[i] == '\r' && (i + 1 == n || p[i + 1] != '\n'))
+	/* every LF after a CR, and no more CRs than LFs: no CR alone */
+	for (c = p; (c = memchr(c, '\n', (size_t)(e - c))) != NULL; c++, lf++)
+		if (c == p || c[-1] != '\r')
 			return 0;
-		if (p[i] == '\n' && (i == 0 || p[i - 1] != '\r'))
-			return 0;
-	}
-	return 1;
+	for (c = p; (c = memchr(c, '\r', (size_t)(e - c))) != NULL; c++)
+		cr++;
+	return cr == lf;
 }
 
 /* plan_sound - whether every output of pl is CRLF lines, whichever holes
@@ -916,6 +917,15 @@ mime_footer_apply(const struct mime_footer_plan *pl, const char *text,
 	strbuf_free(qt);
 	strbuf_free(qh);
 	strbuf_free(hb);
+	/* plan_sound tried every meeting of the pieces with short footers;
+	 * should a footer still part a CR from its LF, the copy goes out
+	 * with its line ends mended rather than with a bare one */
+	if (!crlf_only(strbuf_str(out), strbuf_len(out))) {
+		q = strbuf_new(strbuf_len(out) + 64);
+		crlf_normalise(q, strbuf_str(out), strbuf_len(out));
+		strbuf_free(out);
+		out = q;
+	}
 	return strbuf_detach(out, outlen);
 }
 
