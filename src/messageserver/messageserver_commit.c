@@ -17,8 +17,9 @@
  * A job that fails (a database error, say a concurrent delivery of the
  * same Message-ID) must not fail the others: the batch is rolled back, and
  * every job of it runs again alone, in a transaction of its own, as if
- * there had been no batch; only a job that fails alone is answered with
- * its failure (503: smtpd says 451, nothing was stored).  A COMMIT that
+ * there had been no batch (and once more if that fails, see alone());
+ * only a job that fails alone is answered with its failure (503: smtpd
+ * says 451, nothing was stored).  A COMMIT that
  * fails is handled the same way.  Nothing is acknowledged before its
  * COMMIT returned, so a kill -9 loses only unanswered requests, which
  * smtpd and the sending MTA retry (Message-ID de-duplication makes a
@@ -71,17 +72,27 @@ messageserver_commit_submit(const struct ms_commit_ops *ops, void *arg)
 	pthread_mutex_unlock(&C.mu);
 }
 
-/* alone - j in a transaction of its own; 0 or -1. */
+/* alone - j in a transaction of its own; 0 or -1.  A job that fails is
+ * run once more: two batches that both failed run their jobs alone at the
+ * same time, and a Message-ID in both makes one of them wait on the
+ * other's insert and fail with a unique violation once it commits; run
+ * again, that job finds the row and is a duplicate, as it would have been
+ * one after the other.  A job that fails for its own reason fails twice. */
 static int
 alone(struct db *d, struct job *j)
 {
-	if (db_begin(d) == -1)
-		return -1;
-	if (j->ops->run(d, j->arg) == -1 || db_commit(d) == -1) {
+	int try;
+
+	for (try = 0; try < 2; try++) {
+		if (try > 0)
+			j->ops->reset(j->arg);
+		if (db_begin(d) == -1)
+			return -1;
+		if (j->ops->run(d, j->arg) == 0 && db_commit(d) == 0)
+			return 0;
 		db_rollback(d);
-		return -1;
 	}
-	return 0;
+	return -1;
 }
 
 /* batch - run jobs[0..n) in one transaction; on any failure roll back

@@ -840,6 +840,43 @@ def test_group_commit_failure_fails_alone(stack):
     assert sorted(r[0] for r in rows) == sorted(m for _, m in good)
 
 
+def test_same_message_id_on_both_committers_is_one_post(stack):
+    """The same Message-ID taken by both committers at once (each checked
+    it, found nothing and then waited on the group's counter row) is
+    archived once: the one that loses the insert runs again and is
+    answered as a duplicate, not with a 503 that would make the MTA try
+    again."""
+    g, gid = anyone_group(stack)
+    raw, msgid = message("on both committers")
+    body = inbound_body(raw, rcpts=(f"{g}@localhost",))
+    answers = [None, None]
+
+    def locked_backends():
+        return int(sql(stack, "SELECT count(*) FROM pg_stat_activity "
+                       "WHERE wait_event_type = 'Lock' AND "
+                       "datname = current_database()")[0][0])
+
+    lock = CounterLock(stack, gid)
+    try:
+        def send(i):
+            answers[i] = stack.post("messageserver", "/v1/inbound", body,
+                                    timeout=30)
+        threads = [threading.Thread(target=send, args=(i,)) for i in (0, 1)]
+        for i, t in enumerate(threads):
+            t.start()
+            assert wait_for(lambda: locked_backends() >= i + 1, 10), \
+                f"post {i} did not reach a committer"
+    finally:
+        lock.release()
+    for t in threads:
+        t.join(30)
+    assert [a.status for a in answers] == [200, 200]
+    assert sorted(a.json()["messages"][0]["status"] for a in answers) == \
+        ["archived", "duplicate"]
+    assert sql(stack, "SELECT count(*) FROM messages WHERE group_id = :'v1' "
+               "AND message_id = :'v2'", gid, msgid) == [["1"]]
+
+
 def test_kill9_during_group_commit_loses_nothing_acknowledged(make_stack):
     """kill -9 messageserver while 6 senders post as fast as they can:
     every post answered 200 is archived; the others are sent again (as
