@@ -83,6 +83,7 @@ struct config {
 	char	*karl_relay_host;
 	int	 karl_relay_port;
 	char	*karl_relay_tls;
+	char	*karl_relay_ca_file;
 	char	*karl_relay_user;
 	char	*karl_relay_password_file;
 	char	*karl_helo;

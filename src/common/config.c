@@ -148,6 +148,9 @@ static const struct config_key config_keys[] = {
 	K_PORT(karl_relay_port, "25", "port of karl_relay_host"),
 	K_ENUM(karl_relay_tls, "try", "no|try|require",
 	    "STARTTLS towards the relay (or MX): never, when offered, always"),
+	K_STR(karl_relay_ca_file, "", "PEM file of the CA certificates that "
+	    "karl_relay_tls = require trusts instead of the system's (empty: "
+	    "the system's)"),
 	K_STR(karl_relay_user, "", "SMTP AUTH user at the relay (empty: none)"),
 	K_STR(karl_relay_password_file, "",
 	    "file holding the SMTP AUTH password"),

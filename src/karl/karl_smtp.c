@@ -19,7 +19,7 @@
  * out.  A reused session that the server closed while idle is retried
  * once on a fresh connection before anything counts.  STARTTLS follows
  * karl_relay_tls towards the relay (require: verified against the system
- * CAs and the relay's name); towards an MX it is opportunistic and
+ * CAs, or karl_relay_ca_file's alone, and the relay's name); towards an MX it is opportunistic and
  * unverified, as Postfix's "may": a failed handshake is tried once more on
  * a fresh connection without STARTTLS.  AUTH failures are temporary: a
  * wrong password must not bounce the receivers.  MX addresses come with
@@ -1095,7 +1095,20 @@ karl_smtp_new(int max_conns, karl_smtp_done_fn done)
 		panic("karl: SSL_CTX_new failed");
 	SSL_CTX_set_verify(s->ctx, SSL_VERIFY_NONE, NULL);
 	SSL_CTX_set_verify(s->vctx, SSL_VERIFY_PEER, NULL);
-	if (SSL_CTX_set_default_verify_paths(s->vctx) != 1)
+	/* a relay under a private CA: that CA alone, not the system's too */
+	if (cfg.karl_relay_ca_file != NULL && *cfg.karl_relay_ca_file != '\0') {
+		if (SSL_CTX_load_verify_locations(s->vctx,
+		    cfg.karl_relay_ca_file, NULL) != 1) {
+			log_err("karl: karl_relay_ca_file %s: no certificate "
+			    "could be read from it", cfg.karl_relay_ca_file);
+			SSL_CTX_free(s->ctx);
+			SSL_CTX_free(s->vctx);
+			close(s->wakefd);
+			free(s->password);
+			free(s);
+			return NULL;
+		}
+	} else if (SSL_CTX_set_default_verify_paths(s->vctx) != 1)
 		log_warnx("karl: no default CA paths for the relay's TLS");
 	SSL_CTX_set_min_proto_version(s->ctx, TLS1_2_VERSION);
 	SSL_CTX_set_min_proto_version(s->vctx, TLS1_2_VERSION);

@@ -10,10 +10,13 @@ no password in clear) and the receiver stays deferred, delivered once
 karl_relay_tls = try.  AUTH LOGIN towards a relay that offers only
 LOGIN.  A refused relay password is a temporary failure: the receiver is
 deferred, never failed or reported as a bounce, and goes out once the
-relay takes the password (docs/karl.md, Delivery).
+relay takes the password (docs/karl.md, Delivery).  karl_relay_ca_file
+replaces the system's CAs for require; a file without a certificate stops
+karl at start with a line saying so.
 """
 import os
 import shutil
+import signal
 import tempfile
 import uuid
 from pathlib import Path
@@ -220,3 +223,55 @@ def test_wrong_password_defers_never_bounces(relay_env, mech):
         assert wait_for(lambda: job_status(st, job)["sent"] == 1, 10)
     finally:
         r.close()
+
+
+def test_relay_ca_file_is_the_only_ca_trusted(relay_env):
+    """karl_relay_ca_file = untrusted.pem: a relay showing that
+    certificate takes the mail over TLS, and one showing the certificate
+    in SSL_CERT_FILE (the system's store here) gets nothing: the file
+    replaces the system's CAs, it does not add to them."""
+    st, d = relay_env
+    relay_tls(st, "require")
+    st.set_conf("karl_relay_ca_file", str(d / "untrusted.pem"))
+    st.restart_karl()
+    try:
+        r = Relay(st, d, cert="trusted")
+        try:
+            before = deferred_total(st)
+            job, addr = one_receiver(st)
+            assert deferred_twice(st, job, before), st.log_tails()
+            assert r.sink.tries[addr] == 0 and r.sink.count == 0
+        finally:
+            r.close()
+        r = Relay(st, d, cert="untrusted")
+        try:
+            assert wait_for(lambda: addr in r.sink.got, 30), st.log_tails()
+            assert len(r.sink.got[addr]) == 1
+            assert r.sink.how == {(True, USER)}, r.sink.how
+            assert wait_for(lambda: job_status(st, job)["sent"] == 1, 10)
+        finally:
+            r.close()
+    finally:
+        st.set_conf("karl_relay_ca_file", "")
+        st.restart_karl()
+
+
+def test_relay_ca_file_without_a_certificate_stops_karl(relay_env):
+    """A karl_relay_ca_file that holds no certificate (here the password
+    file) is a configuration error: karl does not start and says why;
+    with the line removed it starts again."""
+    st, d = relay_env
+    st.set_conf("karl_relay_ca_file", str(d / "password"))
+    try:
+        old = st.pid("karl")
+        os.kill(old, signal.SIGKILL)
+        ev = st.wait_errord_event(
+            lambda e: "karl_relay_ca_file" in e.get("message", ""),
+            timeout=30, daemon="karl", text="karl_relay_ca_file")
+        assert ev is not None, st.log_tails()
+        assert str(d / "password") in ev["message"], ev
+        assert ev["level"] in ("err", "error", "crit"), ev
+        assert st.healthz("karl") != 200
+    finally:
+        st.set_conf("karl_relay_ca_file", "")
+    assert st.wait_healthy("karl", timeout=30), st.log_tails()
