@@ -110,6 +110,8 @@ $(foreach c,$(CRON),$(eval $(BUILD)/obj/src/cron/$(c).o: CFLAGS += $(CFLAGS_$(c)
 # its flags and libraries here.
 TEST_FLAGS_mime_footer := $(call pc,gmime-3.0)
 TEST_LIBS_mime_footer  := $(call pl,gmime-3.0)
+TEST_FLAGS_mime_footer_mend := $(TEST_FLAGS_mime_footer)
+TEST_LIBS_mime_footer_mend  := $(TEST_LIBS_mime_footer)
 TEST_FLAGS_dsn	       := $(call pc,gmime-3.0)
 TEST_LIBS_dsn	       := $(call pl,gmime-3.0)
 TEST_FLAGS_dkim	       := $(call pc,opendkim)
