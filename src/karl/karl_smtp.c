@@ -19,9 +19,9 @@
  * out.  A reused session that the server closed while idle is retried
  * once on a fresh connection before anything counts.  STARTTLS follows
  * karl_relay_tls towards the relay (require: verified against the system
- * CAs, or karl_relay_ca_file's alone, and the relay's name); towards an MX it is opportunistic and
- * unverified, as Postfix's "may": a failed handshake is tried once more on
- * a fresh connection without STARTTLS.  AUTH failures are temporary: a
+ * CAs, or karl_relay_ca_file's alone, and the relay's name); towards an
+ * MX it is opportunistic and unverified, as Postfix's "may": a failed
+ * handshake is tried once more on a fresh connection without STARTTLS.  AUTH failures are temporary: a
  * wrong password must not bounce the receivers.  MX addresses come with
  * each message (karl_deliver.c looks them up through dns.h); the relay's
  * name is resolved by a small resolver thread (getaddrinfo may block: the
@@ -1067,6 +1067,27 @@ reap(struct karl_smtp *s)
 	}
 }
 
+/* relay_trust - the CAs that karl_relay_tls = require trusts: the file
+ * of a private CA alone when one is configured, else the system's. */
+static int
+relay_trust(SSL_CTX *vctx)
+{
+	const char *f = cfg.karl_relay_ca_file;
+
+	if (f == NULL || *f == '\0') {
+		if (SSL_CTX_set_default_verify_paths(vctx) != 1)
+			log_warnx("karl: no default CA paths for the relay's "
+			    "TLS");
+		return 0;
+	}
+	if (SSL_CTX_load_verify_locations(vctx, f, NULL) != 1) {
+		log_err("karl: karl_relay_ca_file %s: no certificate could "
+		    "be read from it", f);
+		return -1;
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------------- the API */
 
 struct karl_smtp *
@@ -1082,41 +1103,32 @@ karl_smtp_new(int max_conns, karl_smtp_done_fn done)
 	if (cfg.karl_relay_password_file != NULL &&
 	    *cfg.karl_relay_password_file != '\0' &&
 	    (s->password = read_password(cfg.karl_relay_password_file)) ==
-	    NULL) {
-		free(s);
-		return NULL;
-	}
-	s->done = done;
-	s->max_conns = max_conns > 0 ? max_conns : 1;
-	if ((s->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
-		panic("karl: eventfd: %s", strerror(errno));
+	    NULL)
+		goto fail;
 	if ((s->ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
 	    (s->vctx = SSL_CTX_new(TLS_client_method())) == NULL)
 		panic("karl: SSL_CTX_new failed");
 	SSL_CTX_set_verify(s->ctx, SSL_VERIFY_NONE, NULL);
 	SSL_CTX_set_verify(s->vctx, SSL_VERIFY_PEER, NULL);
-	/* a relay under a private CA: that CA alone, not the system's too */
-	if (cfg.karl_relay_ca_file != NULL && *cfg.karl_relay_ca_file != '\0') {
-		if (SSL_CTX_load_verify_locations(s->vctx,
-		    cfg.karl_relay_ca_file, NULL) != 1) {
-			log_err("karl: karl_relay_ca_file %s: no certificate "
-			    "could be read from it", cfg.karl_relay_ca_file);
-			SSL_CTX_free(s->ctx);
-			SSL_CTX_free(s->vctx);
-			close(s->wakefd);
-			free(s->password);
-			free(s);
-			return NULL;
-		}
-	} else if (SSL_CTX_set_default_verify_paths(s->vctx) != 1)
-		log_warnx("karl: no default CA paths for the relay's TLS");
+	if (relay_trust(s->vctx) == -1)
+		goto fail;
 	SSL_CTX_set_min_proto_version(s->ctx, TLS1_2_VERSION);
 	SSL_CTX_set_min_proto_version(s->vctx, TLS1_2_VERSION);
+	s->done = done;
+	s->max_conns = max_conns > 0 ? max_conns : 1;
+	if ((s->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
+		panic("karl: eventfd: %s", strerror(errno));
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	if (pthread_create(&s->resolver, NULL, resolver_main, s) != 0)
 		panic("karl: cannot start the resolver thread");
 	return s;
+fail:
+	SSL_CTX_free(s->ctx);
+	SSL_CTX_free(s->vctx);
+	free(s->password);
+	free(s);
+	return NULL;
 }
 
 int

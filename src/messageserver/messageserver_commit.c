@@ -73,11 +73,12 @@ messageserver_commit_submit(const struct ms_commit_ops *ops, void *arg)
 }
 
 /* alone - j in a transaction of its own; 0 or -1.  A job that fails is
- * run once more: two batches that both failed run their jobs alone at the
- * same time, and a Message-ID in both makes one of them wait on the
- * other's insert and fail with a unique violation once it commits; run
- * again, that job finds the row and is a duplicate, as it would have been
- * one after the other.  A job that fails for its own reason fails twice. */
+ * run once more: both committers may run a job alone at the same time
+ * (each took a single job, or reruns a failed batch), and the same
+ * Message-ID in both passes both duplicate checks, so one waits on the
+ * other's insert and fails with a unique violation once it commits; run
+ * again, it finds the row and is a duplicate, as it would have been one
+ * after the other.  A job that fails for its own reason fails twice. */
 static int
 alone(struct db *d, struct job *j)
 {
